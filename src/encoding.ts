@@ -1,0 +1,145 @@
+// # Encoding: how arrays travel down the back channel
+//
+// The server never pushes bare JSON. Each batch of arrays becomes one
+// *chunk*, and a chunk is framed for the transport the client chose with
+// `TYPE`:
+//
+// **`TYPE=xmlhttp`**: the JSON text, prefixed by its length and a newline.
+// The client reads `responseText` as it grows and cuts it into chunks by
+// those lengths:
+//
+// ```text
+// 28
+// [[4,["hello"]],[5,{"a":1}]]
+// ```
+//
+// (27 characters of JSON and the newline after it: 28.)
+//
+// **`TYPE=html`**: the old iframe transport. The page loads a never-ending
+// HTML document, and every chunk is a script element that hands the same
+// JSON text, as a string, to the parent page:
+//
+// ```html
+// <html><body><script>try{parent.m("[[4,[\"hello\"]]]\n")}catch(e){}</script>
+// ```
+/** Back-channel framing for the xmlhttp and html transports. @module */
+import { CONTENT_TYPE } from './headers.ts';
+
+// ## Lengths are UTF-16 code units
+//
+// The Closure client compares the prefix with `responseText.length`, which
+// counts UTF-16 code units, not bytes: `"é"` is 1, `"😀"` is 2. JavaScript's
+// own `string.length` counts the same thing, so the prefix is simply the
+// length of the text we are about to write.
+/** Frames text as `<length>\n<text>`, where the length counts UTF-16 code units. */
+export function lengthPrefixed(text: string): string {
+  return `${text.length}\n${text}`;
+}
+
+// ## Line separators
+//
+// U+2028 and U+2029 are legal inside JSON strings but end a string literal
+// in pre-ES2019 JavaScript, and an html chunk *is* JavaScript. Escaping them
+// everywhere costs nothing (JSON parsers read `\u2028` back as the same
+// character) and means no transport ever carries them raw.
+const LINE_SEPARATORS = /[\u2028\u2029]/g;
+
+/** JSON.stringify, with U+2028 and U+2029 escaped; throws TypeError if `value` has no JSON form. */
+export function stringify(value: unknown): string {
+  const json = JSON.stringify(value);
+  if (json === undefined) throw new TypeError('browserChannel: cannot send a value that has no JSON form');
+  return escapeLineSeparators(json);
+}
+
+function escapeLineSeparators(json: string): string {
+  return LINE_SEPARATORS.test(json) ? json.replace(LINE_SEPARATORS, lineSeparatorEscape) : json;
+}
+
+function lineSeparatorEscape(char: string): string {
+  return char === '\u2028' ? '\\u2028' : '\\u2029';
+}
+
+// ## Text inside a script element
+//
+// Anything placed in a `<script>` must be unable to close it (`</script>`),
+// open an HTML comment (`<!--`), or start an entity. 2.1.0 JSON-encoded
+// messages but left `<` alone, so a chat message `</script><script>…` ran
+// on the server's origin. Here the JSON string literal has `<`, `>` and `&`
+// replaced by their `\uXXXX` escapes: the browser's HTML parser sees none of
+// them, and the JavaScript engine turns them back into the same characters.
+const SCRIPT_UNSAFE = /[<>&\u2028\u2029]/g;
+
+/** A JavaScript string literal for `text` that is safe inside an HTML `<script>` element. */
+export function scriptString(text: string): string {
+  return JSON.stringify(text).replace(SCRIPT_UNSAFE, unicodeEscape);
+}
+
+function unicodeEscape(char: string): string {
+  return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
+// ## One framing per transport
+//
+// A `Framing` turns what the session wants to say into the text that goes
+// on the wire. The session and the test handler never look at `TYPE`
+// themselves; they ask for the framing once per response and use it.
+/** How one back-channel response frames its chunks. */
+export interface Framing {
+  /** The `Content-Type` of the response. */
+  readonly contentType: string;
+  /** Text written right after the headers. */
+  open(): string;
+  /** One chunk of server arrays, given as JSON text. */
+  chunk(json: string): string;
+  /** Unframed test-phase text (`11111`, `2`). */
+  raw(text: string): string;
+  /** Text written just before the response ends. */
+  close(): string;
+}
+
+// ### xmlhttp
+//
+// Chunks carry a trailing newline inside their counted length, as 2.1.0
+// wrote them, so captures from either server read the same.
+const XMLHTTP: Framing = Object.freeze({
+  contentType: CONTENT_TYPE.text,
+  open: () => '',
+  chunk: (json: string) => lengthPrefixed(`${json}\n`),
+  raw: (text: string) => text,
+  close: () => '',
+});
+
+// ### html
+//
+// The document first sets `document.domain` when the client passed
+// `DOMAIN` (the handler has already checked it is a hostname), then adds
+// one script per chunk, and finally calls `parent.d()` to say "done".
+// Old Internet Explorer renders nothing of a streaming document until it
+// has about a kilobyte, so the first chunk is followed by that much padding.
+const IE_PADDING = `<!--${' '.repeat(1024)}-->\n`;
+
+function htmlFraming(domain: string | null): Framing {
+  let padded = false;
+  const script = (call: string): string => `<script>try{${call}}catch(e){}</script>\n`;
+  return {
+    contentType: CONTENT_TYPE.html,
+    open: () => '<html><body>' + (domain ? script(`document.domain=${scriptString(domain)};`) : ''),
+    chunk(json: string) {
+      const text = script(`parent.m(${scriptString(`${json}\n`)})`);
+      if (padded) return text;
+      padded = true;
+      return text + IE_PADDING;
+    },
+    raw: (text: string) => script(`parent.m(${scriptString(text)})`),
+    close: () => script('parent.d()'),
+  };
+}
+
+/**
+ * Picks the framing for a back-channel or test response.
+ * @param type - the request's `TYPE`: `html` selects script chunks, anything else length prefixes.
+ * @param domain - a validated `DOMAIN` for the html transport, or null.
+ */
+export function framingFor(type: string | undefined, domain: string | null = null): Framing {
+  return type === 'html' ? htmlFraming(domain) : XMLHTTP;
+}

@@ -1,0 +1,376 @@
+// # Handler: routing HTTP requests to the protocol
+//
+// The middleware sees every request; it claims those under `base` and
+// passes the rest to `next()`. Matching is by whole path segment, so with
+// the default base `/channel`, `/channelx/bind` is not ours.
+//
+// | path | what it is |
+// |---|---|
+// | `<base>/test` | connection test: host prefix, then buffering-proxy detection |
+// | `<base>/bind` | everything else: create, forward channel, back channel, terminate |
+//
+// ```http
+// POST /channel/bind?VER=8&RID=4242&CVER=1&zx=k2j1&t=1 HTTP/1.1
+// Content-Type: application/x-www-form-urlencoded
+//
+// count=0
+// ```
+//
+// Each route has its own section below. They share one error boundary at
+// the bottom: a {@link ProtocolError} thrown anywhere becomes a response
+// with the status the Closure client expects, and the process and every
+// other session carry on.
+/** Request routing for `/test` and `/bind`, and the HTTP error boundary. @module */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { framingFor, lengthPrefixed } from './encoding.ts';
+import { ProtocolError, badQuery, unknownSession } from './errors.ts';
+import { CONTENT_TYPE, preflightHeaders, responseHeaders } from './headers.ts';
+import { type ForwardBatch, decodeBody, decodeParsedBody } from './maps.ts';
+import type { ResolvedOptions } from './options.ts';
+import { Session } from './session.ts';
+import { newSessionId } from './session-id.ts';
+
+// ## What the handler works with
+//
+// Everything shared between requests lives in one `HandlerContext`, built
+// once by the factory: the options, the session registry, and the app's
+// callbacks. Sessions are kept in a `Map`, not a plain object: 2.1.0's
+// `sessions[SID]` let `SID=__proto__` reach `Object.prototype` and crash.
+/** State shared by every request of one middleware. */
+export interface HandlerContext {
+  /** Resolved options. */
+  readonly options: ResolvedOptions;
+  /** Live sessions by id. */
+  readonly sessions: Map<string, Session>;
+  /** The app's connect callback. */
+  readonly onConnect: (session: Session, req: IncomingMessage) => void;
+  /** Where exceptions from app code go when no session listener takes them. */
+  readonly onAppError: (error: unknown, session: Session | null) => void;
+}
+
+/** A connect-style `next` callback. */
+export type Next = (error?: unknown) => void;
+
+/** Query parameters, first value wins, on an object with no prototype. */
+export type Query = Record<string, string>;
+
+// ## Routing
+/** Builds the `(req, res, next)` function for a context. */
+export function createHandler(context: HandlerContext): (req: IncomingMessage, res: ServerResponse, next?: Next) => void {
+  return (req, res, next) => {
+    const { path, query } = parseUrl(req.url ?? '/');
+    const route = routeOf(path, context.options.base);
+    if (route === null) return next ? next() : fail(context, req, res, notFound());
+    dispatch(context, route, req, res, query).catch((error: unknown) => fail(context, req, res, error));
+  };
+}
+
+async function dispatch(context: HandlerContext, route: string, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
+  if (req.method === 'OPTIONS') return preflight(context, req, res);
+  if (route !== '/test' && route !== '/bind') throw notFound();
+  if (query.VER !== '8') throw new ProtocolError(400, 'BAD_VERSION', 'Version 8 required');
+  if (route === '/test') return testChannel(context, req, res, query);
+  return bind(context, req, res, query);
+}
+
+// A path is ours if it is `base` followed by one more segment. With base
+// `""` (mounted at the root) only the two endpoint names are claimed, so
+// the app keeps every other path.
+function routeOf(path: string, base: string): string | null {
+  if (base === '') return path === '/test' || path === '/bind' ? path : null;
+  if (!path.startsWith(`${base}/`)) return null;
+  return path.slice(base.length);
+}
+
+// Query strings are parsed by hand into a prototype-less object: no
+// `__proto__` surprises, and the first value of a repeated name wins.
+function parseUrl(url: string): { path: string; query: Query } {
+  const mark = url.indexOf('?');
+  const query: Query = Object.create(null) as Query;
+  if (mark === -1) return { path: url, query };
+  for (const [name, value] of new URLSearchParams(url.slice(mark + 1))) {
+    if (!(name in query)) query[name] = value;
+  }
+  return { path: url.slice(0, mark), query };
+}
+
+// ## CORS preflight
+//
+// Answered `204` whatever the path under base, with the CORS headers of
+// every response and the preflight ones on top.
+function preflight(context: HandlerContext, req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(204, responseHeaders(context.options, req, res, null, preflightHeaders(req)));
+  res.end();
+}
+
+// ## The test channel
+//
+// Phase 1 (`MODE=init`) asks for a host prefix. The answer is plain JSON,
+// `[hostPrefix, blockedPrefix]`; we never block. `X-Accept` tells the
+// client it may post JSON bodies.
+//
+// ```http
+// HTTP/1.1 200 OK
+// X-Accept: application/json; application/x-www-form-urlencoded
+//
+// [null,null]
+// ```
+//
+// Phase 2 looks for a buffering proxy: `11111`, then `2` two seconds
+// later, then the end. A client that receives both at once knows something
+// in between buffers, and will ask for `CI=1` back channels.
+const TEST_PAUSE_MS = 2000;
+
+function testChannel(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): void {
+  if (query.MODE === 'init') {
+    const extra = { 'X-Accept': 'application/json; application/x-www-form-urlencoded' };
+    res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.json, extra));
+    res.end(JSON.stringify([hostPrefix(context.options), null]));
+    return;
+  }
+  const framing = framingFor(query.TYPE, domainOf(query));
+  res.writeHead(200, responseHeaders(context.options, req, res, framing.contentType));
+  res.write(framing.open() + framing.raw('11111'));
+  const timer = setTimeout(() => res.end(framing.raw('2') + framing.close()), TEST_PAUSE_MS).unref();
+  res.once('close', () => clearTimeout(timer));
+}
+
+function hostPrefix(options: ResolvedOptions): string | null {
+  const prefixes = options.hostPrefixes;
+  return prefixes.length === 0 ? null : prefixes[Math.floor(Math.random() * prefixes.length)]!;
+}
+
+// ## Bind: one URL, four jobs
+//
+// | method | `SID` | `TYPE` | job |
+// |---|---|---|---|
+// | POST | absent | | create a session |
+// | POST | present | | forward channel: deliver maps |
+// | GET | present | `xmlhttp` or `html` | back channel |
+// | GET or POST | present | `terminate` | client disconnects |
+//
+// Every request with a `SID` first has its `AID` applied, so any request
+// can acknowledge arrays.
+async function bind(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
+  const session = lookUpSession(context, query);
+  if (session && query.AID !== undefined) session.acknowledge(arrayId(query.AID, 'AID'));
+  if (query.TYPE === 'terminate' && (req.method === 'GET' || req.method === 'POST')) return terminate(context, req, res, query, session);
+  if (req.method === 'POST') return session ? forward(context, req, res, query, session) : create(context, req, res, query);
+  if (req.method === 'GET' || req.method === 'HEAD') return backChannel(context, req, res, query, session);
+  throw new ProtocolError(405, 'BAD_METHOD', 'Method not allowed');
+}
+
+function lookUpSession(context: HandlerContext, query: Query): Session | null {
+  const sid = query.SID;
+  if (sid === undefined) return null;
+  if (sid === '') throw badQuery('SID is empty');
+  const session = context.sessions.get(sid);
+  if (!session) throw unknownSession();
+  return session;
+}
+
+// ## Creating a session
+//
+// The body is read and decoded *before* the session exists, so a bad body
+// costs a `400` and nothing else. A create carrying `OSID`/`OAID` is a
+// client reconnecting: the old session counts arrays up to `OAID` as
+// delivered and closes with `Reconnected`, before the new session's
+// `onConnect` runs.
+//
+// `onConnect` runs exactly once per session, here, because this is the one
+// place a `Session` is constructed; no later request (a new back channel,
+// a retried POST, a reconnect) comes through this path for the same id.
+// If the app calls `close()` inside it, the creating POST gets `403`.
+async function create(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
+  const requestId = integerParam(query.RID, 'RID');
+  const batch = await readBatch(req, context.options.maxBodyBytes);
+  retireOldSession(context, query);
+  const session = newSession(context, req, query, requestId, batch);
+  try {
+    context.onConnect(session, req);
+    session.emit('req', req);
+  } catch (error) {
+    context.onAppError(error, session);
+  }
+  session.receive(requestId, batch);
+  if (isClosed(session)) throw new ProtocolError(403, 'FORBIDDEN', 'Forbidden');
+  res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
+  session.attachBackChannel(res, framingFor('xmlhttp'), false);
+}
+
+function retireOldSession(context: HandlerContext, query: Query): void {
+  const old = query.OSID === undefined ? undefined : context.sessions.get(query.OSID);
+  if (!old) return;
+  if (query.OAID !== undefined) old.acknowledge(arrayId(query.OAID, 'OAID'));
+  old.close('Reconnected');
+}
+
+function newSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null): Session {
+  const { options } = context;
+  const id = newSessionId();
+  const session = new Session({
+    id,
+    address: req.socket.remoteAddress ?? '',
+    headers: batch?.initHeaders ? { ...req.headers, ...batch.initHeaders } : req.headers,
+    query,
+    firstRequestId: requestId,
+    handshake: ['c', id, hostPrefix(options), 8],
+    keepAliveInterval: options.keepAliveInterval,
+    sessionTimeoutInterval: options.sessionTimeoutInterval,
+    onClosed: (closed) => context.sessions.delete(closed.id),
+    onAppError: context.onAppError,
+  });
+  context.sessions.set(session.id, session);
+  return session;
+}
+
+// ## The forward channel
+//
+// Maps are handed to the session, which orders and delivers them. The
+// answer tells the client about its back channel (see
+// `Session.backChannelStatus`):
+//
+// ```text
+// 10
+// [1,57,312]
+// ```
+async function forward(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session): Promise<void> {
+  const requestId = integerParam(query.RID, 'RID');
+  const batch = await readBatch(req, context.options.maxBodyBytes);
+  if (isClosed(session)) throw unknownSession();
+  session.receive(requestId, batch);
+  if (isClosed(session)) throw new ProtocolError(403, 'FORBIDDEN', 'Forbidden');
+  res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
+  res.end(lengthPrefixed(JSON.stringify(session.backChannelStatus())));
+}
+
+// ## The back channel
+//
+// A hanging GET that the session writes chunks into. `CI=0` lets it
+// stream; anything else ends it after each chunk. `RID` is always the
+// literal `rpc` here.
+function backChannel(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session | null): void {
+  if (query.TYPE !== 'xmlhttp' && query.TYPE !== 'html') throw badQuery('GET /bind needs TYPE=xmlhttp, html or terminate');
+  if (!session) throw badQuery('Back channel needs a SID');
+  if (query.RID !== 'rpc') throw badQuery('Back channel needs RID=rpc');
+  const framing = framingFor(query.TYPE, domainOf(query));
+  res.writeHead(200, responseHeaders(context.options, req, res, framing.contentType));
+  const opening = framing.open();
+  if (opening) res.write(opening);
+  else res.flushHeaders();
+  session.attachBackChannel(res, framing, query.CI === '0');
+}
+
+// ## Terminate
+//
+// The client says goodbye with a GET (an image request) or, from
+// WebChannel, a `navigator.sendBeacon` POST with an empty body. Either way
+// the session closes with `Disconnected` once every earlier `RID` has been
+// handled, so a goodbye never overtakes the last messages.
+async function terminate(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session | null): Promise<void> {
+  if (!session) throw badQuery('Terminate needs a SID');
+  const requestId = integerParam(query.RID, 'RID');
+  if (req.method === 'POST') await readBatch(req, context.options.maxBodyBytes);
+  session.terminateAt(requestId);
+  res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
+  res.end();
+}
+
+// ## Reading bodies
+//
+// Bytes are counted as they arrive and the request is refused with `413`
+// the moment it passes `maxBodyBytes`; the rest is drained unread, so the
+// connection stays usable and nothing past the limit is held. If an
+// earlier middleware already parsed the body (express's `urlencoded()` or
+// `json()`), its result is used.
+async function readBatch(req: IncomingMessage, limit: number): Promise<ForwardBatch | null> {
+  const contentType = req.headers['content-type'];
+  const parsed = (req as { body?: unknown }).body;
+  if (parsed !== undefined && req.readableEnded) return decodeParsedBody(parsed, contentType);
+  return decodeBody(await readText(req, limit), contentType);
+}
+
+function readText(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const tooLarge = (): void => {
+      req.removeListener('data', onData);
+      req.resume();
+      reject(new ProtocolError(413, 'BODY_TOO_LARGE', `Body larger than ${limit} bytes`));
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) return tooLarge();
+      chunks.push(chunk);
+    };
+    if (Number(req.headers['content-length']) > limit) return tooLarge();
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+    req.once('close', () => {
+      if (!req.readableEnded) reject(new ProtocolError(400, 'BAD_BODY', 'Request aborted'));
+    });
+  });
+}
+
+// ## Small validators
+//
+// Numbers on the wire are plain decimal integers; `AID` may be `-1`
+// (nothing received yet). Anything else is a `400` naming the parameter.
+function integerParam(text: string | undefined, name: string): number {
+  if (text === undefined || !/^\d{1,15}$/.test(text)) throw badQuery(`${name} must be a non-negative integer`);
+  return Number(text);
+}
+
+function arrayId(text: string, name: string): number {
+  if (!/^-?\d{1,15}$/.test(text)) throw badQuery(`${name} must be an integer`);
+  return Number(text);
+}
+
+// `DOMAIN` ends up inside a `<script>` on the html transport. 2.1.0
+// reflected it, JSON-quoted but otherwise raw, which made it a reflected
+// XSS. Only a hostname shape is accepted here.
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+function domainOf(query: Query): string | null {
+  const domain = query.DOMAIN;
+  if (domain === undefined || domain === '' || query.TYPE !== 'html') return null;
+  if (!HOSTNAME.test(domain)) throw badQuery('DOMAIN must be a hostname');
+  return domain;
+}
+
+// App code may close a session while we wait on it; TypeScript cannot see
+// that, so the check goes through a function.
+function isClosed(session: Session): boolean {
+  return session.state === 'closed';
+}
+
+function notFound(): ProtocolError {
+  return new ProtocolError(404, 'NOT_FOUND', 'Not found');
+}
+
+// ## The error boundary
+//
+// Every failure of every route ends here. A `ProtocolError` is answered
+// with its status, the reason as the status text and, wrapped in HTML, as
+// the body (so `Unknown SID` sits past index 0, where the client looks for
+// it). Anything else is a bug or an app exception: `500`, and reported.
+// A client that already hung up gets nothing, and if the response had
+// started, it is cut off rather than corrupted.
+function fail(context: HandlerContext, req: IncomingMessage, res: ServerResponse, error: unknown): void {
+  if (!(error instanceof ProtocolError)) context.onAppError(error, null);
+  if (res.headersSent || res.destroyed) return void res.destroy();
+  const status = error instanceof ProtocolError ? error.status : 500;
+  const reason = error instanceof ProtocolError ? error.message : 'Internal server error';
+  res.writeHead(status, printable(reason), responseHeaders(context.options, req, res, CONTENT_TYPE.html));
+  res.end(`<html><body><h1>${escapeHtml(reason)}</h1></body></html>`);
+}
+
+function printable(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 120);
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+}

@@ -1,0 +1,120 @@
+// # Headers: the same few lines on every response
+//
+// Every answer the server gives, success or error, carries three layers of
+// headers, applied in this order so that later layers win:
+//
+// 1. **No-cache headers.** BrowserChannel URLs already carry a random `zx`
+//    parameter, but a proxy that ignores query strings must still never
+//    serve one client's back channel to another.
+// 2. **CORS**, when the app asked for it with `cors`. 2.1.0 applied a
+//    `cors` *function* only to the first test request; here it runs for
+//    every response, errors included, because a browser hides the status
+//    of any cross-origin response that lacks the header, and the client
+//    then cannot tell `Unknown SID` from a dead network.
+// 3. **The app's own `headers`**, verbatim.
+//
+// ```http
+// HTTP/1.1 200 OK
+// Content-Type: text/plain; charset=utf-8
+// Cache-Control: no-cache, no-store, max-age=0, must-revalidate
+// Pragma: no-cache
+// Expires: Fri, 01 Jan 1990 00:00:00 GMT
+// X-Content-Type-Options: nosniff
+// Access-Control-Allow-Origin: https://app.example
+// Access-Control-Expose-Headers: X-HTTP-Session-Id, X-HTTP-Initial-Response, X-Client-Wire-Protocol
+// ```
+/** Response header construction: no-cache, CORS and user headers. @module */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { ResolvedOptions } from './options.ts';
+
+// ## Content types
+//
+// Three bodies leave this server: length-prefixed text (the xmlhttp
+// transport and every forward-channel answer), HTML with script chunks (the
+// old iframe transport), and plain JSON (the first test request).
+/** The content types the server answers with. */
+export const CONTENT_TYPE = {
+  text: 'text/plain; charset=utf-8',
+  html: 'text/html; charset=utf-8',
+  json: 'application/json; charset=utf-8',
+} as const;
+
+// ## Layer 1: no caching, no sniffing
+//
+// `nosniff` matters for the text transport: it stops an old browser from
+// guessing that a chunk of user data is HTML and rendering it.
+const NO_CACHE: Readonly<OutgoingHttpHeaders> = Object.freeze({
+  'Cache-Control': 'no-cache, no-store, max-age=0, must-revalidate',
+  Pragma: 'no-cache',
+  Expires: 'Fri, 01 Jan 1990 00:00:00 GMT',
+  'X-Content-Type-Options': 'nosniff',
+});
+
+// ## Layer 2: CORS
+//
+// WebChannel clients read three response headers of ours. A cross-origin
+// page can read a response header only if `Access-Control-Expose-Headers`
+// names it, so we name them whenever CORS is on.
+const EXPOSED = 'X-HTTP-Session-Id, X-HTTP-Initial-Response, X-Client-Wire-Protocol';
+
+function corsHeaders(options: ResolvedOptions, req: IncomingMessage, res: ServerResponse): OutgoingHttpHeaders {
+  const { cors } = options;
+  if (cors === null) return {};
+  const headers: OutgoingHttpHeaders = {
+    'Access-Control-Allow-Origin': typeof cors === 'function' ? cors(req, res) : cors,
+    'Access-Control-Expose-Headers': EXPOSED,
+  };
+  // The answer depends on the request's `Origin` when `cors` is a function,
+  // so a shared cache must key on it.
+  if (typeof cors === 'function') headers.Vary = 'Origin';
+  if (options.corsAllowCredentials) headers['Access-Control-Allow-Credentials'] = 'true';
+  return headers;
+}
+
+// ## Putting the layers together
+/**
+ * Builds the headers for one response.
+ * @param contentType - one of {@link CONTENT_TYPE}, or null for an empty body.
+ * @param extra - per-response headers (such as `X-Accept`), applied before the app's own.
+ */
+export function responseHeaders(
+  options: ResolvedOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  contentType: string | null,
+  extra?: OutgoingHttpHeaders,
+): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { ...NO_CACHE };
+  if (contentType !== null) headers['Content-Type'] = contentType;
+  Object.assign(headers, corsHeaders(options, req, res), extra, options.headers);
+  return headers;
+}
+
+// ## Preflight
+//
+// A page on another origin that adds its own request headers (WebChannel's
+// `messageHeaders`, or `X-Client-Protocol`) makes the browser ask first:
+//
+// ```http
+// OPTIONS /channel/bind?VER=8 HTTP/1.1
+// Origin: https://app.example
+// Access-Control-Request-Method: POST
+// Access-Control-Request-Headers: x-client-protocol, content-type
+// ```
+//
+// We allow the headers it asks for, after checking that the list is just
+// header names, so that nothing the client sends is reflected raw.
+const HEADER_LIST = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$/;
+
+/** Extra headers for a `204` answer to a CORS preflight `OPTIONS` request. */
+export function preflightHeaders(req: IncomingMessage): OutgoingHttpHeaders {
+  const asked = req.headers['access-control-request-headers'];
+  const headers: OutgoingHttpHeaders = {
+    'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+    'Access-Control-Max-Age': '86400',
+  };
+  if (typeof asked === 'string' && asked.length <= 2048 && HEADER_LIST.test(asked.trim())) {
+    headers['Access-Control-Allow-Headers'] = asked.trim();
+  }
+  return headers;
+}

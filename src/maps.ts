@@ -1,0 +1,209 @@
+// # Maps: decoding what the client sends up the forward channel
+//
+// Clients send data to the server in POST bodies, as *maps*: flat
+// string-to-string dictionaries, numbered from 0 for the life of the
+// session. One body carries a run of consecutive maps, form-encoded:
+//
+// ```text
+// count=2&ofs=7&req0_JSON=%7B%22a%22%3A1%7D&req1_x=3&req1_y=hi
+// ```
+//
+// reads as *two maps, the first of which is map 7*: map 7 is
+// `{JSON: '{"a":1}'}` and map 8 is `{x: '3', y: 'hi'}`.
+//
+// | field | meaning |
+// |---|---|
+// | `count` | how many maps the body holds |
+// | `ofs` | the id of the first of them |
+// | `reqN_key` | `key` of the N-th map in this body (N counts from 0) |
+// | `reqN_type=_badmap` | the client failed to encode map N; skip it but keep its id |
+// | `headers` | WebChannel only: HTTP headers the client could not send as headers |
+//
+// node-browserchannel also accepts a JSON body, which shares the same map
+// ids: `{"ofs": 7, "data": [{"a": 1}, "hi"]}` carries messages 7 and 8.
+//
+// This module only *decodes*; putting maps in order and delivering them is
+// the session's job (`order.ts`, `session.ts`). Decoding is all-or-nothing:
+// a body with one bad part is refused whole with a `400`, so a session never
+// sees half a request.
+/** Forward-channel body decoding: form-encoded maps and JSON bodies. @module */
+import { badBody } from './errors.ts';
+
+// ## What decoding produces
+/** A map as the client sent it: string keys to string values. */
+export type ClientMap = Record<string, string>;
+
+/** One numbered item of a forward-channel body, ready for delivery. */
+export type ForwardItem =
+  /** A form-encoded map, with the message it carries if it has one. */
+  | { readonly kind: 'map'; readonly map: ClientMap; readonly hasMessage: boolean; readonly message: unknown }
+  /** One element of a JSON body: a message without a map. */
+  | { readonly kind: 'json'; readonly message: unknown }
+  /** A map the client marked `_badmap`: it only takes up its id. */
+  | { readonly kind: 'skip' };
+
+/** A decoded forward-channel body. */
+export interface ForwardBatch {
+  /** Id of the first item. */
+  readonly ofs: number;
+  /** The items, in id order starting at `ofs`. */
+  readonly items: readonly ForwardItem[];
+  /** WebChannel's encoded init headers (`headers=` field), lower-cased names, or null. */
+  readonly initHeaders: Record<string, string> | null;
+}
+
+// ## Limits
+//
+// The Closure client never puts more than 1,000 maps in one request
+// (`MAX_MAPS_PER_REQUEST_` in `goog.net.BrowserChannel`), so a larger
+// `count` is not a client we know.
+/** Most maps accepted in one request. */
+export const MAX_MAPS_PER_REQUEST = 1000;
+
+// ## Choosing the decoder
+//
+// The `Content-Type` decides. 2.1.0 compared it with `application/json`
+// exactly, so `application/json; charset=utf-8` fell through to the form
+// decoder and failed; here only the media type counts.
+/**
+ * Decodes a forward-channel body.
+ * @returns the batch, or null for a body that carries no maps (`count=0`, empty, or JSON `null`).
+ * @throws ProtocolError - `400 BAD_BODY` naming what is wrong.
+ */
+export function decodeBody(body: string, contentType: string | undefined): ForwardBatch | null {
+  if (mediaType(contentType) === 'application/json') return decodeJsonBody(parseJson(body, 'body'));
+  return decodeForm(new URLSearchParams(body));
+}
+
+/**
+ * Decodes a body that an earlier middleware (such as express's body parsers) already parsed.
+ * @throws ProtocolError - `400 BAD_BODY` naming what is wrong.
+ */
+export function decodeParsedBody(body: unknown, contentType: string | undefined): ForwardBatch | null {
+  if (typeof body === 'string') return decodeBody(body, contentType);
+  if (mediaType(contentType) === 'application/json') return decodeJsonBody(body);
+  if (body === null || typeof body !== 'object') throw badBody('Unreadable body');
+  const form = new URLSearchParams();
+  for (const [key, value] of Object.entries(body)) form.append(key, String(value));
+  return decodeForm(form);
+}
+
+function mediaType(contentType: string | undefined): string {
+  return (contentType ?? '').split(';', 1)[0]!.trim().toLowerCase();
+}
+
+// ## Form-encoded maps
+//
+// `count` and `ofs` must be plain non-negative integers: 2.1.0's check
+// `isNaN count or isNaN ofs` compiled to `isNaN(count || isNaN(ofs))` and let
+// a bad `count` through. Every `reqN_` key must name a map inside `count`.
+function decodeForm(form: URLSearchParams): ForwardBatch | null {
+  const initHeaders = form.has('headers') ? parseHeaderBlock(form.get('headers')!) : null;
+  const count = form.has('count') ? integer(form.get('count')!, 'count') : 0;
+  if (count > MAX_MAPS_PER_REQUEST) throw badBody(`count is above ${MAX_MAPS_PER_REQUEST}`);
+  if (count === 0) return initHeaders ? { ofs: 0, items: [], initHeaders } : null;
+  const ofs = integer(form.get('ofs') ?? '', 'ofs');
+  const maps = collectMaps(form, count);
+  return { ofs, items: maps.map(toItem), initHeaders };
+}
+
+// Keys look like `req12_name`: the digits pick the map, the rest is the key.
+// A map whose keys include `type=_badmap` is one the client could not encode.
+const MAP_KEY = /^req(\d{1,4})_(.+)$/s;
+
+function collectMaps(form: URLSearchParams, count: number): ClientMap[] {
+  const maps: ClientMap[] = Array.from({ length: count }, () => ({}));
+  for (const [field, value] of form) {
+    const match = MAP_KEY.exec(field);
+    if (match === null) continue;
+    const index = Number(match[1]);
+    if (index >= count) throw badBody(`${field} is outside count=${count}`);
+    setKey(maps[index]!, match[2]!, value);
+  }
+  return maps;
+}
+
+// A key named `__proto__` would replace the map's prototype if assigned
+// with `=`; defining it as an own property keeps it plain data.
+function setKey(map: ClientMap, key: string, value: string): void {
+  if (key === '__proto__') Object.defineProperty(map, key, { value, enumerable: true, writable: true, configurable: true });
+  else map[key] = value;
+}
+
+// ## Messages inside maps
+//
+// Three conventions carry a message in a map, and the session emits it as
+// `message` after the map's `map` event:
+//
+// | key | sent by | message |
+// |---|---|---|
+// | `JSON` | BCSocket's `send(object)` | the parsed JSON |
+// | `__data__` | WebChannel with `sendRawJson` | the parsed JSON |
+// | `_S` | BCSocket's `send(string)` | the string itself |
+function toItem(map: ClientMap, index: number): ForwardItem {
+  if (map.type === '_badmap') return { kind: 'skip' };
+  if (map.JSON !== undefined) return { kind: 'map', map, hasMessage: true, message: parseJson(map.JSON, `map ${index} JSON`) };
+  if (map.__data__ !== undefined) return { kind: 'map', map, hasMessage: true, message: parseJson(map.__data__, `map ${index} __data__`) };
+  if (map._S !== undefined) return { kind: 'map', map, hasMessage: true, message: map._S };
+  return { kind: 'map', map, hasMessage: false, message: undefined };
+}
+
+// ## JSON bodies
+//
+// ```json
+// {"ofs": 7, "data": [{"a": 1}, "hi"]}
+// ```
+function decodeJsonBody(body: unknown): ForwardBatch | null {
+  if (body === null) return null;
+  if (typeof body !== 'object' || Array.isArray(body)) throw badBody('JSON body must be an object {ofs, data}');
+  const { ofs, data } = body as { ofs?: unknown; data?: unknown };
+  if (!Array.isArray(data)) throw badBody('JSON body needs a data array');
+  if (data.length > MAX_MAPS_PER_REQUEST) throw badBody(`data holds more than ${MAX_MAPS_PER_REQUEST} messages`);
+  if (data.length === 0) return null;
+  if (typeof ofs !== 'number' || !Number.isSafeInteger(ofs) || ofs < 0) throw badBody('ofs must be a non-negative integer');
+  return { ofs, items: data.map((message: unknown) => ({ kind: 'json', message })), initHeaders: null };
+}
+
+// ## WebChannel's encoded headers
+//
+// With `encodeInitMessageHeaders`, a WebChannel client puts the headers it
+// wants on the handshake (often an `Authorization`) into the body instead,
+// one `Name:Value` per line, so the browser need not send a CORS preflight:
+//
+// ```text
+// headers=X-Goog-Api-Client%3Agl-js%2F%0D%0AAuthorization%3ABearer%20abc%0D%0A&count=0
+// ```
+//
+// Names come back lower-cased, as `node:http` spells `req.headers`. The same
+// block arrives in a URL parameter with `httpHeadersOverwriteParam`.
+const MAX_HEADER_LINES = 100;
+
+/**
+ * Parses a `Name:Value\r\n` header block.
+ * @throws ProtocolError - `400 BAD_BODY` for a line without a colon or too many lines.
+ */
+export function parseHeaderBlock(block: string): Record<string, string> {
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  const lines = block.split(/\r?\n/).filter((line) => line.trim() !== '');
+  if (lines.length > MAX_HEADER_LINES) throw badBody(`more than ${MAX_HEADER_LINES} encoded headers`);
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw badBody('encoded header line without a name');
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return headers;
+}
+
+// ## Small parsers
+function integer(text: string, name: string): number {
+  if (!/^\d{1,15}$/.test(text)) throw badBody(`${name} must be a non-negative integer`);
+  return Number(text);
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw badBody(`${what} is not valid JSON`);
+  }
+}

@@ -1,0 +1,124 @@
+// # Options: what an app can tune, and the defaults that are safe without tuning
+//
+// `browserChannel(options, onConnect)` takes the same options as
+// node-browserchannel 2.1.0, plus a few limits an operator on the open
+// internet needs. This module owns their names, their defaults and their
+// validation; every other module reads the frozen, fully resolved copy.
+//
+// ```ts
+// browserChannel({ base: '/chat', cors: 'https://app.example', keepAliveInterval: 15000 }, onConnect)
+// ```
+//
+// A wrong option is programmer misuse, so it throws a `TypeError` naming the
+// option at startup, never later at request time.
+/** Option types, defaults and validation. @module */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+// ## The options an app passes
+/** Computes the `Access-Control-Allow-Origin` value for one request. */
+export type CorsFunction = (req: IncomingMessage, res: ServerResponse) => string;
+
+/** Anything with an `on('close', …)` method, such as a `node:http` server. */
+export interface Closable {
+  /** Registers a listener; only the `close` event is used. */
+  on(event: 'close', listener: () => void): unknown;
+}
+
+/** Options accepted by the factory. Every field is optional. */
+export interface BrowserChannelOptions {
+  /** URL prefix the channel lives under. Default `/channel`; `""` mounts at the root. */
+  base?: string;
+  /** Host prefixes handed to clients to dodge per-host connection limits. Default none. */
+  hostPrefixes?: readonly string[] | null;
+  /** Milliseconds between `["noop"]` heartbeats on an idle back channel. Default 20000. */
+  keepAliveInterval?: number;
+  /** Milliseconds a session may live with no back channel before it closes. Default 30000. */
+  sessionTimeoutInterval?: number;
+  /** `Access-Control-Allow-Origin` for every response: a fixed string or a function. */
+  cors?: string | CorsFunction | null;
+  /** Adds `Access-Control-Allow-Credentials: true` to every response. Default false. */
+  corsAllowCredentials?: boolean;
+  /** Extra headers put on every response; they override the defaults. */
+  headers?: Readonly<Record<string, string>> | null;
+  /** When this emits `close`, every session is closed (pass your `http.Server`). */
+  server?: Closable | null;
+  /** Largest forward-channel body accepted, in bytes. Default 1 MiB; larger gets `413`. */
+  maxBodyBytes?: number;
+}
+
+// ## The resolved form
+//
+// After resolution `base` is normalised (`"channel/"` becomes `"/channel"`,
+// `"/"` and `""` both become `""`), every number is checked, and nothing is
+// optional any more, so the rest of the code never writes `?? default`.
+/** Options after defaults are applied and values validated. */
+export interface ResolvedOptions {
+  /** Normalised base: `""` or `/segment[/segment…]`, no trailing slash. */
+  readonly base: string;
+  /** Host prefixes, or an empty list. */
+  readonly hostPrefixes: readonly string[];
+  /** Heartbeat interval in milliseconds. */
+  readonly keepAliveInterval: number;
+  /** Session timeout in milliseconds. */
+  readonly sessionTimeoutInterval: number;
+  /** CORS origin source, or null for none. */
+  readonly cors: string | CorsFunction | null;
+  /** Whether to allow credentials cross-origin. */
+  readonly corsAllowCredentials: boolean;
+  /** Extra response headers. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Forward-channel body limit in bytes. */
+  readonly maxBodyBytes: number;
+}
+
+// ## Defaults
+//
+// The timers match 2.1.0: the Closure client declares a back channel dead
+// after 45 s of silence, so a heartbeat every 20 s leaves room for one lost
+// heartbeat; 30 s without any back channel is long enough for a page reload
+// but short enough that abandoned tabs do not pile up.
+const DEFAULTS = {
+  base: '/channel',
+  keepAliveInterval: 20_000,
+  sessionTimeoutInterval: 30_000,
+  maxBodyBytes: 1024 * 1024,
+} as const;
+
+// ## Resolution
+/**
+ * Applies defaults and validates options.
+ * @throws TypeError - naming the option when a value has the wrong type or range.
+ */
+export function resolveOptions(options: BrowserChannelOptions = {}): ResolvedOptions {
+  return Object.freeze({
+    base: normaliseBase(options.base ?? DEFAULTS.base),
+    hostPrefixes: Object.freeze([...(options.hostPrefixes ?? [])]),
+    keepAliveInterval: positive('keepAliveInterval', options.keepAliveInterval ?? DEFAULTS.keepAliveInterval),
+    sessionTimeoutInterval: positive('sessionTimeoutInterval', options.sessionTimeoutInterval ?? DEFAULTS.sessionTimeoutInterval),
+    cors: checkCors(options.cors ?? null),
+    corsAllowCredentials: options.corsAllowCredentials === true,
+    headers: Object.freeze({ ...(options.headers ?? {}) }),
+    maxBodyBytes: positive('maxBodyBytes', options.maxBodyBytes ?? DEFAULTS.maxBodyBytes),
+  });
+}
+
+// A base is matched segment by segment later, so here it only needs one
+// canonical spelling: a leading slash, no trailing slash, and the root as `""`.
+/** Normalises a base path: `"channel/"` → `"/channel"`, `"/"` → `""`. */
+export function normaliseBase(base: string): string {
+  if (typeof base !== 'string') throw new TypeError('browserChannel: option `base` must be a string');
+  const trimmed = base.replace(/^\/+|\/+$/g, '');
+  return trimmed === '' ? '' : `/${trimmed}`;
+}
+
+function positive(name: string, value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new TypeError(`browserChannel: option \`${name}\` must be a positive number, got ${String(value)}`);
+  }
+  return value;
+}
+
+function checkCors(cors: string | CorsFunction | null): string | CorsFunction | null {
+  if (cors === null || typeof cors === 'string' || typeof cors === 'function') return cors;
+  throw new TypeError('browserChannel: option `cors` must be a string or a function (req, res) => string');
+}

@@ -1,0 +1,149 @@
+// # Outbox: arrays on their way down, until the client says it has them
+//
+// Everything the server says to a client is an *array*: a payload with a
+// per-session id that counts up from 0 and never repeats. An array is
+// queued, then written to some back channel, then acknowledged by the
+// client's `AID` on a later request. Only acknowledgement lets it go: a back
+// channel can die with arrays in flight, and those must be written again on
+// the next one.
+//
+// ```text
+// queued:  0 1 2 3 4 5
+//                ^     ^
+//         lastSent=2   lastQueued=5     client's AID=1 → 0 and 1 are done
+// ```
+//
+// The outbox is that queue and its three counters, with no knowledge of
+// HTTP, timers or events: the session decides when to write and what to
+// do with the callbacks the outbox hands back.
+/** The queue of outgoing arrays, their ids and their acknowledgements. @module */
+import { stringify } from './encoding.ts';
+
+/** Called once when the client acknowledges an array, or with an Error if the session ends first. */
+export type SendCallback = (error?: Error) => void;
+
+// An array waiting to be sent or acknowledged. The payload is serialised
+// once, when queued: that reports an unsendable value to the caller of
+// `send`, and every later write and byte count reuses the same text.
+interface OutgoingArray {
+  readonly id: number;
+  readonly json: string;
+  /** Fires when the array is first written (used by `stop`). */
+  onSent: SendCallback | null;
+  /** Fires when the array is acknowledged. */
+  readonly onAck: SendCallback | null;
+}
+
+// ## The queue
+/** Outgoing arrays of one session, oldest first, until acknowledged. */
+export class Outbox {
+  private readonly arrays: OutgoingArray[] = [];
+  private lastQueuedId = -1;
+  private lastSentId = -1;
+  private bytes = 0;
+
+  // ### Queueing
+  /**
+   * Adds an array and returns its id.
+   * @throws TypeError - if `data` has no JSON form (nothing is queued).
+   */
+  queue(data: unknown, onSent: SendCallback | null, onAck: SendCallback | null): number {
+    const json = stringify(data);
+    const id = ++this.lastQueuedId;
+    this.arrays.push({ id, json, onSent, onAck });
+    this.bytes += json.length;
+    return id;
+  }
+
+  // ### Taking what is unsent
+  //
+  // Returns the JSON text of one chunk, `[[4,["hello"]],[5,{"a":1}]]`,
+  // marks those arrays sent, and collects their `onSent` callbacks into
+  // `sent` for the caller to run once the chunk is on the wire.
+  /** The unsent arrays as one chunk's JSON text, or null if all were sent. */
+  takeUnsent(sent: SendCallback[]): string | null {
+    const unsentCount = this.lastQueuedId - this.lastSentId;
+    if (unsentCount === 0) return null;
+    const parts: string[] = [];
+    for (let i = this.arrays.length - unsentCount; i < this.arrays.length; i++) {
+      const array = this.arrays[i]!;
+      parts.push(`[${array.id},${array.json}]`);
+      if (array.onSent) sent.push(array.onSent);
+      array.onSent = null;
+    }
+    this.lastSentId = this.lastQueuedId;
+    return `[${parts.join(',')}]`;
+  }
+
+  // ### Rewinding
+  //
+  // When a new back channel opens, the old one may have died with arrays
+  // in flight. The `AID` on the new request has already acknowledged what
+  // arrived, so everything still queued is treated as unsent and goes
+  // again. The client ignores any id it has already seen.
+  /** Marks every unacknowledged array as unsent. */
+  rewind(): void {
+    if (this.arrays.length > 0) this.lastSentId = this.arrays[0]!.id - 1;
+  }
+
+  // ### Acknowledging
+  //
+  // An `AID` beyond what was sent can only come from a confused or hostile
+  // client; it acknowledges just what was actually sent.
+  /** Drops arrays up to `arrayId` and returns their `onAck` callbacks. */
+  acknowledge(arrayId: number): SendCallback[] {
+    const upTo = Math.min(arrayId, this.lastSentId);
+    const callbacks: SendCallback[] = [];
+    let done = 0;
+    while (done < this.arrays.length && this.arrays[done]!.id <= upTo) {
+      const array = this.arrays[done++]!;
+      this.bytes -= array.json.length;
+      if (array.onAck) callbacks.push(array.onAck);
+    }
+    this.arrays.splice(0, done);
+    return callbacks;
+  }
+
+  // ### Ending
+  /** Empties the queue and returns every callback still owed an answer. */
+  drain(): SendCallback[] {
+    const callbacks: SendCallback[] = [];
+    for (const array of this.arrays) {
+      if (array.onSent) callbacks.push(array.onSent);
+      if (array.onAck) callbacks.push(array.onAck);
+    }
+    this.arrays.length = 0;
+    this.bytes = 0;
+    return callbacks;
+  }
+
+  // ## Figures for the forward channel and for the app
+  //
+  // `outstandingBytes` is what the client compares against its limits to
+  // decide whether a back channel is stuck: JSON bytes sent but not yet
+  // acknowledged.
+  /** Id of the newest array written to a back channel (-1 before any). */
+  get sentId(): number {
+    return this.lastSentId;
+  }
+
+  /** Whether some queued array has not been written yet. */
+  get hasUnsent(): boolean {
+    return this.lastQueuedId > this.lastSentId;
+  }
+
+  /** JSON characters queued or sent but not acknowledged. */
+  get bufferedBytes(): number {
+    return this.bytes;
+  }
+
+  /** JSON characters sent but not acknowledged. */
+  outstandingBytes(): number {
+    let total = 0;
+    for (const array of this.arrays) {
+      if (array.id > this.lastSentId) break;
+      total += array.json.length;
+    }
+    return total;
+  }
+}

@@ -1,0 +1,32 @@
+// # Session ids: the only credential a session has
+//
+// Once a session exists, every request for it is recognised by one query
+// parameter, `SID`. There is no cookie, no signature, nothing else: whoever
+// knows a session's id can read its back channel and post as its client.
+// So the id must be unguessable, like a bearer token.
+//
+// ```http
+// GET /channel/bind?VER=8&SID=Qm9vdHN0cmFwcGVkIGlkIQ&RID=rpc&AID=3&CI=0&TYPE=xmlhttp
+// ```
+//
+// node-browserchannel drew its ids from `hat`, which builds them out of
+// `Math.random()`. That generator is fast and statistically fine, but it is
+// not a cryptographic one: its internal state can be recovered from a
+// handful of outputs, after which every future id is predictable. We take
+// 128 bits from `node:crypto` instead, the operating system's secure
+// generator, and spell them in URL-safe base64 (22 characters), so the id
+// never needs escaping in a query string.
+/** Unguessable, URL-safe session ids. @module */
+import { randomBytes } from 'node:crypto';
+
+// ## Drawing an id
+//
+// `randomBytes` is pooled internally for small sizes, so drawing 16 bytes
+// per session costs about as much as one `Math.random()` string did.
+/** Bits of randomness in every session id. */
+export const SESSION_ID_BITS = 128;
+
+/** A new session id: 128 random bits from `node:crypto`, base64url (22 characters). */
+export function newSessionId(): string {
+  return randomBytes(SESSION_ID_BITS / 8).toString('base64url');
+}

@@ -1,0 +1,369 @@
+// # Session: one client's conversation with the server
+//
+// A BrowserChannel session outlives every HTTP request that carries it.
+// Requests come and go (a forward POST per batch of maps, a back channel
+// GET that is replaced every few kilobytes or after every chunk), and the
+// session stitches them into one ordered, acknowledged, two-way stream.
+//
+// ```text
+// POST /bind?RID=4242          → [[0,["c","Qm9v…",null,8]]]      session created
+// GET  /bind?RID=rpc&AID=0     ← [[1,["hi"]]] … [[2,["noop"]]]   back channel
+// POST /bind?RID=4243&AID=2    count=1&ofs=0&req0_JSON=…        maps up
+// GET  /bind?RID=4244&TYPE=terminate                            Disconnected
+// ```
+//
+// This module owns everything that lives as long as the session: its
+// state, the arrays waiting to go down or to be acknowledged, the current
+// back channel, the two sequencers that order what comes up, and the
+// session's two timers. The HTTP details stay in `handler.ts`.
+/** The Session class: state machine, outgoing arrays, acks and timers. @module */
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Framing } from './encoding.ts';
+import type { ClientMap, ForwardBatch, ForwardItem } from './maps.ts';
+import { Sequencer } from './order.ts';
+import { Outbox, type SendCallback } from './outbox.ts';
+
+// ## States
+//
+// `init` until the handshake chunk has been written, `ok` while it runs,
+// `closed` for good. `closed` is final: no method reopens a session, and a
+// reconnecting client gets a new one.
+/** The session's lifecycle: `init` → `ok` → `closed`. */
+export type SessionState = 'init' | 'ok' | 'closed';
+
+export type { SendCallback };
+
+/** What the handler knows when it creates a session. */
+export interface SessionInit {
+  /** The new session's id. */
+  readonly id: string;
+  /** The client's IP address as the socket saw it. */
+  readonly address: string;
+  /** Headers of the creating request, merged with any WebChannel-encoded ones. */
+  readonly headers: IncomingHttpHeaders;
+  /** Query of the creating request. */
+  readonly query: Record<string, string>;
+  /** `RID` of the creating request. */
+  readonly firstRequestId: number;
+  /** The handshake array, `["c", id, hostPrefix, 8, …]`. */
+  readonly handshake: readonly unknown[];
+  /** Heartbeat interval in milliseconds. */
+  readonly keepAliveInterval: number;
+  /** Idle timeout in milliseconds. */
+  readonly sessionTimeoutInterval: number;
+  /** Called once, when the session closes, so the registry can forget it. */
+  readonly onClosed: (session: Session) => void;
+  /** Called with exceptions thrown by app code that no `error` listener on the session takes. */
+  readonly onAppError: (error: unknown, session: Session) => void;
+}
+
+// The response currently serving as back channel. `streaming` is `CI=0`:
+// keep writing chunks until it has carried `RECYCLE_BYTES`; otherwise end
+// it after one chunk.
+interface BackChannel {
+  readonly res: ServerResponse;
+  readonly framing: Framing;
+  readonly streaming: boolean;
+  bytesWritten: number;
+  readonly onGone: () => void;
+}
+
+// A streaming back channel is ended after about this many characters, so
+// the browser can drop the `responseText` it has accumulated. The client
+// opens the next one at once and loses nothing: arrays stay in the outbox
+// until acknowledged.
+const RECYCLE_BYTES = 10 * 1024;
+
+// ## The Session class
+//
+// Sessions are `EventEmitter`s, as in 2.1.0:
+//
+// | event | arguments | when |
+// |---|---|---|
+// | `map` | the map | every map the client sends, in order |
+// | `message` | the message | a map carrying `JSON`, `_S` or `__data__`, or a JSON-body item |
+// | `state changed` | new state, old state | on every transition |
+// | `close` | the reason | once, when the session ends |
+// | `error` | the error | app code (a listener or a callback) threw |
+/** One client session. Sessions reach the app through the factory's `onConnect`. */
+export class Session extends EventEmitter {
+  /** The session id (the `SID` on the wire). */
+  readonly id: string;
+  /** The client's address when the session was created. */
+  readonly address: string;
+  /** Headers of the request that created the session. */
+  readonly headers: IncomingHttpHeaders;
+  /** Query parameters of the request that created the session. */
+  readonly query: Record<string, string>;
+  /** The client's `CVER`, or null. */
+  readonly appVersion: string | null;
+  /** Where the session is in its lifecycle. */
+  state: SessionState = 'init';
+
+  // ### Fields
+  //
+  // Down: the outbox of arrays and the one back channel, if any. Up: two
+  // sequencers, requests in `RID` order (old ones replayed, since a retry
+  // may carry extra maps) and maps in map-id order (old ones dropped, so
+  // nothing is delivered twice). Timers: `heartbeat` runs while a back
+  // channel is open, `idleTimeout` while none is; both are `unref`ed and
+  // cleared in `close()`, so a session never keeps the process alive.
+  private readonly outbox = new Outbox();
+  private backChannel: BackChannel | null = null;
+  private flushScheduled = false;
+  private readonly requests: Sequencer<() => void>;
+  private readonly maps: Sequencer<ForwardItem>;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private idleTimeout: NodeJS.Timeout | null = null;
+  private readonly init: SessionInit;
+
+  /** @internal Sessions are created by the handler and handed to `onConnect`. */
+  constructor(init: SessionInit) {
+    super();
+    this.init = init;
+    this.id = init.id;
+    this.address = init.address;
+    this.headers = init.headers;
+    this.query = init.query;
+    this.appVersion = init.query.CVER ?? null;
+    this.requests = new Sequencer(init.firstRequestId, (deliver) => deliver(), true);
+    this.maps = new Sequencer(0, (item) => this.deliver(item), false);
+    this.armIdleTimeout();
+    this.outbox.queue(init.handshake, null, null);
+  }
+
+  // ## Sending
+  //
+  // `send` queues one array and schedules a flush. Flushing waits for the
+  // end of the current tick, so a burst of sends (a broadcast, or all that
+  // `onConnect` says) leaves as one chunk with one length prefix.
+  /**
+   * Queues `data` for the client.
+   * @param callback - called once the client acknowledges the array, or with an Error if the session ends first.
+   * @returns the array id, or -1 when the session is closed (the callback then gets an Error).
+   * @throws TypeError - if `data` has no JSON form.
+   */
+  send(data: unknown, callback?: SendCallback): number {
+    return this.enqueue(data, null, callback ?? null);
+  }
+
+  // `stop` asks the client to go away for good: on `["stop"]` the Closure
+  // client fails with `STOP` and does not reconnect. The session itself
+  // stays open (the client may still post), so apps usually close it in
+  // the callback, which fires once the array is written.
+  /**
+   * Sends `["stop"]`, telling the client not to reconnect.
+   * @param callback - called once `["stop"]` has been written to a back channel.
+   */
+  stop(callback?: SendCallback): void {
+    this.enqueue(['stop'], callback ?? null, null);
+  }
+
+  /** Schedules a flush of queued arrays to the back channel at the end of this tick. */
+  flush(): void {
+    if (this.flushScheduled || this.state === 'closed') return;
+    this.flushScheduled = true;
+    process.nextTick(() => this.flushNow());
+  }
+
+  private enqueue(data: unknown, onSent: SendCallback | null, onAck: SendCallback | null): number {
+    if (this.state === 'closed') {
+      const callback = onAck ?? onSent;
+      if (callback) process.nextTick(() => this.callApp(callback, new Error('closed')));
+      return -1;
+    }
+    const id = this.outbox.queue(data, onSent, onAck);
+    this.flush();
+    return id;
+  }
+
+  // ## Flushing
+  //
+  // Everything unsent goes down as one chunk. A back channel that does not
+  // stream (`CI=1`, or the handshake response) ends after it, and so does
+  // a streaming one that has carried `RECYCLE_BYTES`. The first chunk ever
+  // written is the handshake, which moves the session from `init` to `ok`.
+  private flushNow(): void {
+    this.flushScheduled = false;
+    const channel = this.backChannel;
+    if (channel === null) return;
+    const sent: SendCallback[] = [];
+    const json = this.outbox.takeUnsent(sent);
+    if (json === null) return;
+    const text = channel.framing.chunk(json);
+    channel.res.write(text);
+    channel.bytesWritten += text.length;
+    this.heartbeat?.refresh();
+    if (!channel.streaming || channel.bytesWritten > RECYCLE_BYTES) this.detach(channel.res, true);
+    if (this.state === 'init') this.changeState('ok');
+    for (const callback of sent) this.callApp(callback);
+  }
+
+  // ## Acknowledgements
+  //
+  // Every request carries `AID`, the newest array id the client has. The
+  // outbox lets those arrays go and hands back their callbacks.
+  /** @internal Handles the `AID` of a request (or the `OAID` of a reconnect). */
+  acknowledge(arrayId: number): void {
+    for (const callback of this.outbox.acknowledge(arrayId)) this.callApp(callback);
+  }
+
+  // `bufferedBytes` lets an app apply backpressure: if a client stops
+  // acknowledging, this grows, and the app can stop producing for it.
+  /** JSON characters queued for the client or sent but not yet acknowledged. */
+  get bufferedBytes(): number {
+    return this.outbox.bufferedBytes;
+  }
+
+  // ## Back channels
+  //
+  // A new back channel replaces the old one (which is ended), stops the
+  // idle timeout, starts the heartbeat, and rewinds the outbox: whatever the
+  // client has not acknowledged on this request goes down again.
+  /** @internal Makes `res` (headers already written) the session's back channel. */
+  attachBackChannel(res: ServerResponse, framing: Framing, streaming: boolean): void {
+    if (this.backChannel) this.detach(this.backChannel.res, true);
+    const onGone = (): void => this.detach(res, false);
+    res.once('close', onGone);
+    this.backChannel = { res, framing, streaming, bytesWritten: 0, onGone };
+    this.clearIdleTimeout();
+    this.heartbeat = setInterval(() => this.send(['noop']), this.init.keepAliveInterval).unref();
+    this.outbox.rewind();
+    this.flush();
+  }
+
+  // `detach` is the one place a back channel stops being the back channel,
+  // whether we end it or the client went away. A response that is no
+  // longer the current one is left alone.
+  private detach(res: ServerResponse, end: boolean): void {
+    const channel = this.backChannel;
+    if (channel === null || channel.res !== res) return;
+    this.backChannel = null;
+    res.removeListener('close', channel.onGone);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    if (end && !res.writableEnded) res.end(channel.framing.close());
+    if (this.state !== 'closed') this.armIdleTimeout();
+  }
+
+  // The forward channel answers every POST with what the client needs to
+  // judge its back channel: is one open, the newest array id sent, and how
+  // many characters are sent but unacknowledged.
+  //
+  // ```text
+  // 10
+  // [1,57,312]
+  // ```
+  /** @internal `[backChannelOpen, lastSentArrayId, outstandingBytes]` for a forward-channel answer. */
+  backChannelStatus(): [0 | 1, number, number] {
+    return [this.backChannel ? 1 : 0, this.outbox.sentId, this.outbox.outstandingBytes()];
+  }
+
+  // ## Receiving
+  //
+  // A decoded body joins the request sequencer under its `RID`; when its
+  // turn comes, its items join the map sequencer under their map ids, and
+  // each map is delivered when all before it have been.
+  /** @internal Delivers a decoded forward-channel body in `RID` and map-id order. */
+  receive(requestId: number, batch: ForwardBatch | null): void {
+    this.requests.offer(requestId, () => {
+      if (batch === null) return;
+      batch.items.forEach((item, index) => this.maps.offer(batch.ofs + index, item));
+    });
+  }
+
+  // A terminate must not overtake data the client sent before it, so it
+  // waits in the same request sequencer.
+  /** @internal Closes the session with "Disconnected" once every earlier `RID` is handled. */
+  terminateAt(requestId: number): void {
+    this.requests.offer(requestId, () => this.close('Disconnected'));
+  }
+
+  private deliver(item: ForwardItem): void {
+    if (this.state === 'closed' || item.kind === 'skip') return;
+    if (item.kind === 'map') this.emitApp('map', item.map satisfies ClientMap);
+    if (item.kind === 'json' || item.hasMessage) this.emitApp('message', item.message);
+  }
+
+  // ## State changes
+  /**
+   * Ends the session: the back channel is closed, callbacks still waiting get
+   * an Error carrying `reason`, and later requests for this id get `Unknown SID`.
+   * @param reason - passed to `close` listeners.
+   */
+  close(reason?: string): void {
+    if (this.state === 'closed') return;
+    this.changeState('closed');
+    this.clearIdleTimeout();
+    if (this.backChannel) this.detach(this.backChannel.res, true);
+    this.requests.clear();
+    this.maps.clear();
+    this.init.onClosed(this);
+    this.emitApp('close', reason);
+    const error = new Error(reason ?? 'closed');
+    for (const callback of this.outbox.drain()) this.callApp(callback, error);
+  }
+
+  private changeState(next: SessionState): void {
+    const previous = this.state;
+    this.state = next;
+    this.emitApp('state changed', next, previous);
+  }
+
+  // ## Timers
+  private armIdleTimeout(): void {
+    this.clearIdleTimeout();
+    this.idleTimeout = setTimeout(() => this.close('Timed out'), this.init.sessionTimeoutInterval).unref();
+  }
+
+  private clearIdleTimeout(): void {
+    if (this.idleTimeout) clearTimeout(this.idleTimeout);
+    this.idleTimeout = null;
+  }
+
+  // ## App code runs fenced
+  //
+  // Listeners and callbacks are the app's code, and an exception in one
+  // must not leave the session half-updated or crash the server. Each call
+  // is caught; the error goes to the session's `error` listeners, or, if
+  // there are none, to the server's (`middleware.on('error')`), which
+  // prints it when nobody listens there either. It is never swallowed.
+  private emitApp(event: string, ...args: unknown[]): void {
+    try {
+      this.emit(event, ...args);
+    } catch (error) {
+      this.reportAppError(error);
+    }
+  }
+
+  private callApp(callback: SendCallback, error?: Error): void {
+    try {
+      callback(error);
+    } catch (thrown) {
+      this.reportAppError(thrown);
+    }
+  }
+
+  private reportAppError(error: unknown): void {
+    if (this.listenerCount('error') > 0) this.emitApp('error', error);
+    else this.init.onAppError(error, this);
+  }
+}
+
+// ## Typed events
+//
+// The same events, spelled out for TypeScript users.
+/** Typed listener signatures for {@link Session} events. */
+export interface Session {
+  /** A map from the client, in order. */
+  on(event: 'map', listener: (map: ClientMap) => void): this;
+  /** A message from the client: parsed `JSON`/`__data__`, an `_S` string, or a JSON-body item. */
+  on(event: 'message', listener: (message: unknown) => void): this;
+  /** The session moved from `previous` to `state`. */
+  on(event: 'state changed', listener: (state: SessionState, previous: SessionState) => void): this;
+  /** The session ended; `reason` is what `close` was given (`Disconnected`, `Timed out`, `Reconnected`, …). */
+  on(event: 'close', listener: (reason: string | undefined) => void): this;
+  /** App code attached to this session threw. */
+  on(event: 'error', listener: (error: unknown) => void): this;
+}
