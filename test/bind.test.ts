@@ -1,0 +1,398 @@
+// /bind over raw HTTP: session creation, the forward channel, the back
+// channel, acknowledgements, timers and endings.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Session } from '../src/index.ts';
+import { createSession, delay, openStream, parseChunks, request, startServer, until, type TestServer } from './helpers.ts';
+
+describe('session creation', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({}, (session) => {
+      if (session.query.greet) session.send({ hello: session.query.greet });
+      if (session.query.deny) session.close('denied');
+    });
+  });
+  after(() => server.close());
+
+  test('POST /bind without SID answers the handshake as one length-prefixed chunk', async () => {
+    const response = await request(server.port, 'POST', '/channel/bind?VER=8&RID=1000&CVER=7', 'count=0');
+    assert.equal(response.status, 200);
+    const sid = server.sessions.at(-1)!.id;
+    const json = `[[0,["c","${sid}",null,8]]]\n`;
+    assert.equal(response.body, `${json.length}\n${json}`);
+    assert.match(response.headers['content-type']!, /^text\/plain/);
+    assert.equal(response.headers['cache-control'], 'no-cache, no-store, max-age=0, must-revalidate');
+    assert.equal(response.headers['x-content-type-options'], 'nosniff');
+  });
+
+  test('the session carries id, address, headers, query, appVersion and state', async () => {
+    const { sid } = await createSession(server.port, '/channel', '&extra=1');
+    const session = server.sessions.find((s) => s.id === sid)!;
+    assert.equal(session.address, '127.0.0.1');
+    assert.equal(session.query.extra, '1');
+    assert.equal(session.appVersion, '7');
+    assert.equal(session.headers.host, `127.0.0.1:${server.port}`);
+    assert.equal(session.state, 'ok');
+  });
+
+  test('session ids are 128-bit URL-safe base64 and distinct', async () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 20; i++) ids.add((await createSession(server.port)).sid);
+    assert.equal(ids.size, 20);
+    for (const id of ids) assert.match(id, /^[A-Za-z0-9_-]{22}$/);
+  });
+
+  test('data sent inside onConnect rides in the handshake chunk', async () => {
+    const { arrays } = await createSession(server.port, '/channel', '&greet=bob');
+    assert.deepEqual(arrays[1], [1, { hello: 'bob' }]);
+    assert.equal(arrays.length, 2);
+  });
+
+  test('maps in the creating POST are delivered after onConnect', async () => {
+    const seen: unknown[] = [];
+    const local = await startServer({}, (session) => session.on('message', (m) => seen.push(m)));
+    await createSession(local.port, '/channel', '', 'count=2&ofs=0&req0_JSON=%5B1%5D&req1__S=two');
+    assert.deepEqual(seen, [[1], 'two']);
+    await local.close();
+  });
+
+  test('close() inside onConnect answers the creating POST with 403', async () => {
+    const response = await request(server.port, 'POST', '/channel/bind?VER=8&RID=1&deny=1', 'count=0');
+    assert.equal(response.status, 403);
+    assert.equal(server.middleware.sessionCount, server.sessions.filter((s) => s.state !== 'closed').length);
+  });
+
+  test('a bad body on create gives 400 and creates no session', async () => {
+    const before = server.sessions.length;
+    const response = await request(server.port, 'POST', '/channel/bind?VER=8&RID=1', 'count=abc');
+    assert.equal(response.status, 400);
+    assert.match(response.body, /count must be a non-negative integer/);
+    assert.equal(server.sessions.length, before);
+  });
+});
+
+describe('forward channel', () => {
+  let server: TestServer;
+  const received = new Map<string, Array<{ event: string; value: unknown }>>();
+  before(async () => {
+    server = await startServer({}, (session) => {
+      const log: Array<{ event: string; value: unknown }> = [];
+      received.set(session.id, log);
+      session.on('map', (map) => log.push({ event: 'map', value: { ...map } }));
+      session.on('message', (message) => log.push({ event: 'message', value: message }));
+    });
+  });
+  after(() => server.close());
+
+  const post = (sid: string, rid: number, body: string, type = 'application/x-www-form-urlencoded') =>
+    request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=${rid}&AID=0`, body, { 'Content-Type': type });
+  const messages = (sid: string) => received.get(sid)!.filter((e) => e.event === 'message').map((e) => e.value);
+
+  test('JSON, _S and __data__ maps become messages; every map is a map event', async () => {
+    const { sid } = await createSession(server.port);
+    const body = 'count=4&ofs=0&req0_JSON=%7B%22a%22%3A1%7D&req1__S=hi&req2___data__=%5B2%5D&req3_x=3&req3_y=why';
+    const response = await post(sid, 1001, body);
+    assert.equal(response.status, 200);
+    assert.deepEqual(parseChunks(response.body), [[0, 0, 0]]);
+    assert.deepEqual(received.get(sid), [
+      { event: 'map', value: { JSON: '{"a":1}' } },
+      { event: 'message', value: { a: 1 } },
+      { event: 'map', value: { _S: 'hi' } },
+      { event: 'message', value: 'hi' },
+      { event: 'map', value: { __data__: '[2]' } },
+      { event: 'message', value: [2] },
+      { event: 'map', value: { x: '3', y: 'why' } },
+    ]);
+  });
+
+  test('requests arriving out of RID order are delivered in order', async () => {
+    const { sid } = await createSession(server.port);
+    await post(sid, 1002, 'count=1&ofs=1&req0__S=second');
+    assert.deepEqual(messages(sid), []);
+    await post(sid, 1001, 'count=1&ofs=0&req0__S=first');
+    assert.deepEqual(messages(sid), ['first', 'second']);
+  });
+
+  test('a retried request is delivered once, and the extra maps it carries are delivered', async () => {
+    const { sid } = await createSession(server.port);
+    await post(sid, 1001, 'count=1&ofs=0&req0__S=a');
+    await post(sid, 1001, 'count=1&ofs=0&req0__S=a');
+    await post(sid, 1001, 'count=2&ofs=0&req0__S=a&req1__S=b');
+    assert.deepEqual(messages(sid), ['a', 'b']);
+  });
+
+  test('a _badmap is skipped but keeps its id', async () => {
+    const { sid } = await createSession(server.port);
+    await post(sid, 1001, 'count=2&ofs=0&req0_type=_badmap&req1__S=after');
+    await post(sid, 1002, 'count=1&ofs=2&req0__S=next');
+    assert.deepEqual(messages(sid), ['after', 'next']);
+    assert.equal(received.get(sid)!.filter((e) => e.event === 'map').length, 2);
+  });
+
+  test('JSON bodies, with or without a charset, share map ids with form bodies', async () => {
+    const { sid } = await createSession(server.port);
+    await post(sid, 1001, JSON.stringify({ ofs: 0, data: [{ j: 1 }, 'two'] }), 'application/json; charset=utf-8');
+    await post(sid, 1002, 'count=1&ofs=1&req0__S=duplicate-of-1');
+    await post(sid, 1003, 'count=1&ofs=2&req0__S=three');
+    await post(sid, 1004, JSON.stringify({ ofs: 3, data: [4] }), 'application/json');
+    assert.deepEqual(messages(sid), [{ j: 1 }, 'two', 'three', 4]);
+    assert.equal(received.get(sid)!.filter((e) => e.event === 'map').length, 1);
+  });
+
+  test('out-of-order JSON bodies are delivered in order with their own values', async () => {
+    const { sid } = await createSession(server.port);
+    await post(sid, 1002, JSON.stringify({ ofs: 2, data: ['c', 'd'] }), 'application/json');
+    await post(sid, 1001, JSON.stringify({ ofs: 0, data: ['a', 'b'] }), 'application/json');
+    assert.deepEqual(messages(sid), ['a', 'b', 'c', 'd']);
+  });
+
+  const badBodies: Array<[string, string, string, RegExp]> = [
+    ['NaN count', 'count=x&ofs=0', 'application/x-www-form-urlencoded', /count must be/],
+    ['missing ofs', 'count=1&req0__S=a', 'application/x-www-form-urlencoded', /ofs must be/],
+    ['map index outside count', 'count=1&ofs=0&req5__S=a', 'application/x-www-form-urlencoded', /outside count/],
+    ['bad JSON in a map', 'count=1&ofs=0&req0_JSON=%7B', 'application/x-www-form-urlencoded', /not valid JSON/],
+    ['count above the limit', 'count=1001&ofs=0', 'application/x-www-form-urlencoded', /count is above 1000/],
+    ['unparseable JSON body', '{"ofs":', 'application/json', /body is not valid JSON/],
+    ['JSON body without data', '{"ofs":0}', 'application/json', /needs a data array/],
+  ];
+  for (const [name, body, type, reason] of badBodies) {
+    test(`bad body (${name}) gives 400 with a reason; the session survives and a retry works`, async () => {
+      const { sid } = await createSession(server.port);
+      const bad = await post(sid, 1001, body, type);
+      assert.equal(bad.status, 400);
+      assert.match(bad.body, reason);
+      const good = await post(sid, 1001, 'count=1&ofs=0&req0__S=ok');
+      assert.equal(good.status, 200);
+      assert.deepEqual(messages(sid), ['ok']);
+    });
+  }
+
+  test('count=0 posts answer the back-channel status: none open, last sent id, outstanding bytes', async () => {
+    const { sid } = await createSession(server.port);
+    const unacked = await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1001`, 'count=0');
+    assert.equal(unacked.body, `${`[0,0,${JSON.stringify(['c', sid, null, 8]).length}]`.length}\n[0,0,${JSON.stringify(['c', sid, null, 8]).length}]`);
+    const acked = await post(sid, 1002, 'count=0');
+    assert.equal(acked.body, '7\n[0,0,0]');
+  });
+});
+
+describe('back channel', () => {
+  let server: TestServer;
+  let last: Session;
+  before(async () => {
+    server = await startServer({ keepAliveInterval: 150 }, (session) => {
+      last = session;
+      session.on('message', (m) => session.send({ echo: m }));
+    });
+  });
+  after(() => server.close());
+  const bindPath = (sid: string, extra: string) => `/channel/bind?VER=8&SID=${sid}&RID=rpc${extra}`;
+
+  test('CI=1 ends after one chunk; CI=0 keeps streaming', async () => {
+    const { sid } = await createSession(server.port);
+    const session = last;
+    const poll = openStream(server.port, bindPath(sid, '&AID=0&CI=1&TYPE=xmlhttp'));
+    session.send('one');
+    assert.deepEqual(parseChunks(await poll.ended), [[[1, 'one']]]);
+    const stream = openStream(server.port, bindPath(sid, '&AID=1&CI=0&TYPE=xmlhttp'));
+    await (await stream.response, delay(20));
+    session.send('two');
+    await stream.waitFor((t) => t.includes('two'));
+    session.send('three');
+    await stream.waitFor((t) => t.includes('three'));
+    assert.deepEqual(parseChunks(stream.text()), [[[2, 'two']], [[3, 'three']]]);
+    stream.destroy();
+  });
+
+  test('unacknowledged arrays are resent on a new back channel with an older AID', async () => {
+    const { sid } = await createSession(server.port);
+    const session = last;
+    const first = openStream(server.port, bindPath(sid, '&AID=0&CI=0&TYPE=xmlhttp'));
+    await first.response;
+    session.send('a');
+    session.send('b');
+    await first.waitFor((t) => t.includes('"b"'));
+    // The client got only 'a' (AID=1): 'b' must come again, and the old channel ends.
+    const second = openStream(server.port, bindPath(sid, '&AID=1&CI=0&TYPE=xmlhttp'));
+    await second.waitFor((t) => t.length > 0);
+    assert.deepEqual(parseChunks(second.text()), [[[2, 'b']]]);
+    await first.ended;
+    second.destroy();
+  });
+
+  test('acknowledgement fires send callbacks once; closing fails the rest with the reason', async () => {
+    const { sid } = await createSession(server.port);
+    const session = last;
+    const results: Array<string> = [];
+    session.send('x', (error) => results.push(error ? `x:${error.message}` : 'x:acked'));
+    session.send('y', (error) => results.push(error ? `y:${error.message}` : 'y:acked'));
+    const poll = openStream(server.port, bindPath(sid, '&AID=0&CI=1&TYPE=xmlhttp'));
+    await poll.ended;
+    assert.deepEqual(results.slice(), []);
+    await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1001&AID=1`, 'count=0');
+    assert.deepEqual(results.slice(), ['x:acked']);
+    session.close('bye');
+    await delay(5);
+    assert.deepEqual(results.slice(), ['x:acked', 'y:bye']);
+    session.send('z', (error) => results.push(`z:${error?.message}`));
+    await delay(5);
+    assert.deepEqual(results.slice(), ['x:acked', 'y:bye', 'z:closed']);
+  });
+
+  test('the forward answer reports an open back channel, the last sent id and outstanding bytes', async () => {
+    const { sid } = await createSession(server.port);
+    const session = last;
+    const stream = openStream(server.port, bindPath(sid, '&AID=0&CI=0&TYPE=xmlhttp'));
+    await stream.response;
+    session.send({ k: 'v' });
+    await stream.waitFor((t) => t.includes('"k"'));
+    const response = await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1001&AID=0`, 'count=0');
+    assert.deepEqual(parseChunks(response.body), [[1, 1, '{"k":"v"}'.length]]);
+    stream.destroy();
+  });
+
+  test('a streaming back channel is recycled after about 10 KB and nothing is lost', async () => {
+    const { sid } = await createSession(server.port);
+    const session = last;
+    const big = 'x'.repeat(4000);
+    const stream = openStream(server.port, bindPath(sid, '&AID=0&CI=0&TYPE=xmlhttp'));
+    await stream.response;
+    for (let i = 0; i < 4; i++) {
+      session.send([i, big]);
+      await delay(10);
+    }
+    const text = await stream.ended;
+    const ids = (parseChunks(text) as Array<Array<[number]>>).flat().map(([id]) => id);
+    assert.deepEqual(ids, [1, 2, 3], 'ended after passing 10 KB');
+    const next = openStream(server.port, bindPath(sid, '&AID=3&CI=0&TYPE=xmlhttp'));
+    await next.waitFor((t) => t.includes('"x'));
+    assert.deepEqual((parseChunks(next.text()) as Array<Array<[number]>>).flat().map(([id]) => id), [4]);
+    next.destroy();
+  });
+
+  test('heartbeats ["noop"] flow every keepAliveInterval while a back channel is open', async () => {
+    const { sid } = await createSession(server.port);
+    const stream = openStream(server.port, bindPath(sid, '&AID=0&CI=0&TYPE=xmlhttp'));
+    await stream.waitFor((t) => (t.match(/noop/g) ?? []).length >= 2, 2000);
+    assert.deepEqual(parseChunks(stream.text()).slice(0, 2), [[[1, ['noop']]], [[2, ['noop']]]]);
+    stream.destroy();
+  });
+
+  test('a new back channel ends the old one', async () => {
+    const { sid } = await createSession(server.port);
+    const first = openStream(server.port, bindPath(sid, '&AID=0&CI=0&TYPE=xmlhttp'));
+    await first.response;
+    const second = openStream(server.port, bindPath(sid, '&AID=0&CI=0&TYPE=xmlhttp'));
+    await second.response;
+    await first.ended;
+    second.destroy();
+  });
+
+  test('stop() sends ["stop"] and calls back once it is written', async () => {
+    const { sid } = await createSession(server.port);
+    const session = last;
+    let stopped = false;
+    session.stop(() => (stopped = true));
+    const poll = openStream(server.port, bindPath(sid, '&AID=0&CI=1&TYPE=xmlhttp'));
+    assert.deepEqual(parseChunks(await poll.ended), [[[1, ['stop']]]]);
+    await until(() => stopped);
+    assert.equal(session.state, 'ok', 'stop does not close the session');
+  });
+
+  test('U+2028 and U+2029 never travel raw, and lengths count UTF-16 code units', async () => {
+    const { sid } = await createSession(server.port);
+    const session = last;
+    session.send('a\u2028b\u2029c😀é');
+    const poll = openStream(server.port, bindPath(sid, '&AID=0&CI=1&TYPE=xmlhttp'));
+    const text = await poll.ended;
+    assert.ok(!/[\u2028\u2029]/.test(text));
+    assert.ok(text.includes('\\u2028'));
+    assert.deepEqual(parseChunks(text), [[[1, 'a\u2028b\u2029c😀é']]]);
+  });
+});
+
+describe('timers and endings', () => {
+  let server: TestServer;
+  const closes = new Map<string, string | undefined>();
+  before(async () => {
+    server = await startServer({ sessionTimeoutInterval: 200, keepAliveInterval: 1000 }, (session) => {
+      session.on('close', (reason) => closes.set(session.id, reason));
+    });
+  });
+  after(() => server.close());
+
+  test('a session with no back channel times out; one with a back channel does not', async () => {
+    const idle = await createSession(server.port);
+    const held = await createSession(server.port);
+    const stream = openStream(server.port, `/channel/bind?VER=8&SID=${held.sid}&RID=rpc&AID=0&CI=0&TYPE=xmlhttp`);
+    await stream.response;
+    await delay(400);
+    assert.equal(closes.get(idle.sid), 'Timed out');
+    assert.equal(closes.has(held.sid), false);
+    stream.destroy();
+    await until(() => closes.get(held.sid) === 'Timed out', 2000, 'timeout after the back channel went away');
+    const gone = await request(server.port, 'POST', `/channel/bind?VER=8&SID=${idle.sid}&RID=1001`, 'count=0');
+    assert.equal(gone.status, 400);
+    assert.ok(gone.body.indexOf('Unknown SID') > 0, 'Unknown SID must sit past index 0');
+  });
+
+  test('TYPE=terminate closes with Disconnected only after earlier RIDs are handled', async () => {
+    const seen: unknown[] = [];
+    const { sid } = await createSession(server.port);
+    server.sessions.find((s) => s.id === sid)!.on('message', (m) => seen.push(m));
+    const bye = await request(server.port, 'GET', `/channel/bind?VER=8&SID=${sid}&RID=1002&TYPE=terminate`);
+    assert.equal(bye.status, 200);
+    assert.equal(closes.has(sid), false, 'RID 1001 has not arrived yet');
+    await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1001`, 'count=1&ofs=0&req0__S=last words');
+    assert.deepEqual(seen, ['last words']);
+    assert.equal(closes.get(sid), 'Disconnected');
+  });
+
+  test('terminate by sendBeacon: an empty POST with TYPE=terminate closes the session', async () => {
+    const { sid } = await createSession(server.port);
+    const bye = await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1001&TYPE=terminate`, '', { 'Content-Type': 'text/plain' });
+    assert.equal(bye.status, 200);
+    assert.equal(closes.get(sid), 'Disconnected');
+  });
+
+  test('OSID/OAID: the old session is acknowledged to OAID and closed as Reconnected before the new onConnect', async () => {
+    const order: string[] = [];
+    const local = await startServer({}, (session) => {
+      order.push(`connect:${session.query.OSID ? 'new' : 'old'}`);
+      session.on('close', (reason) => order.push(`close:${reason}`));
+    });
+    const { sid } = await createSession(local.port);
+    const old = local.sessions[0]!;
+    const acks: string[] = [];
+    old.send('unseen', (error) => acks.push(error ? error.message : 'acked'));
+    old.send('seen-not', (error) => acks.push(error ? error.message : 'acked'));
+    const poll = openStream(local.port, `/channel/bind?VER=8&SID=${sid}&RID=rpc&AID=0&CI=1&TYPE=xmlhttp`);
+    await poll.ended;
+    await createSession(local.port, '/channel', `&OSID=${sid}&OAID=1`);
+    assert.deepEqual(order, ['connect:old', 'close:Reconnected', 'connect:new']);
+    await delay(5);
+    assert.deepEqual(acks, ['acked', 'Reconnected']);
+    await local.close();
+  });
+
+  test('middleware.close() closes every session', async () => {
+    const local = await startServer();
+    await createSession(local.port);
+    await createSession(local.port);
+    assert.equal(local.middleware.sessionCount, 2);
+    local.middleware.close();
+    assert.equal(local.middleware.sessionCount, 0);
+    assert.deepEqual(local.sessions.map((s) => s.state), ['closed', 'closed']);
+    await local.close();
+  });
+
+  test('state changed fires init → ok → closed', async () => {
+    const transitions: string[] = [];
+    const local = await startServer({}, (session) => session.on('state changed', (now, was) => transitions.push(`${was}->${now}`)));
+    await createSession(local.port);
+    local.middleware.close();
+    assert.deepEqual(transitions, ['init->ok', 'ok->closed']);
+    await local.close();
+  });
+});
