@@ -29,6 +29,18 @@ import { type ForwardBatch, decodeBody, decodeParsedBody } from './maps.ts';
 import type { ResolvedOptions } from './options.ts';
 import { Session } from './session.ts';
 import { newSessionId } from './session-id.ts';
+import {
+  checkHttpSessionId,
+  fastHandshakeBatch,
+  handshakeArray,
+  headerJson,
+  initHeaders,
+  isFastHandshake,
+  isWebChannel,
+  longPollHeartbeat,
+  requestedSessionIdParam,
+  wireProtocol,
+} from './webchannel.ts';
 
 // ## What the handler works with
 //
@@ -148,11 +160,14 @@ function hostPrefix(options: ResolvedOptions): string | null {
 // | POST | present | | forward channel: deliver maps |
 // | GET | present | `xmlhttp` or `html` | back channel |
 // | GET or POST | present | `terminate` | client disconnects |
+// | GET | `null` | | WebChannel fast handshake: create and stream |
 //
 // Every request with a `SID` first has its `AID` applied, so any request
 // can acknowledge arrays.
 async function bind(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
+  if (req.method === 'GET' && isFastHandshake(query)) return fastHandshake(context, req, res, query);
   const session = lookUpSession(context, query);
+  if (session) checkHttpSessionId(session.httpSessionIdParam, session.httpSessionId, query);
   if (session && query.AID !== undefined) session.acknowledge(arrayId(query.AID, 'AID'));
   if (query.TYPE === 'terminate' && (req.method === 'GET' || req.method === 'POST')) return terminate(context, req, res, query, session);
   if (req.method === 'POST') return session ? forward(context, req, res, query, session) : create(context, req, res, query);
@@ -177,13 +192,34 @@ function lookUpSession(context: HandlerContext, query: Query): Session | null {
 // delivered and closes with `Reconnected`, before the new session's
 // `onConnect` runs.
 //
-// `onConnect` runs exactly once per session, here, because this is the one
-// place a `Session` is constructed; no later request (a new back channel,
-// a retried POST, a reconnect) comes through this path for the same id.
-// If the app calls `close()` inside it, the creating POST gets `403`.
+// `onConnect` runs exactly once per session, in `startSession`, because
+// that is the one place a `Session` is constructed; no later request (a
+// new back channel, a retried POST, a reconnect) comes through it for the
+// same id. If the app calls `close()` inside it, the creating request gets
+// `403`.
+//
+// The answer is the session's first back channel: one chunk, then the end.
 async function create(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
   const batch = await readBatch(req, context.options.maxBodyBytes);
+  const session = startSession(context, req, query, requestId, batch);
+  res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, handshakeHeaders(req, session)));
+  session.attachBackChannel(res, framingFor('xmlhttp'), false);
+}
+
+// A WebChannel `fastHandshake` is the same, but arrives as a GET with its
+// maps in `$req`, gets the handshake in a header, and stays open as a
+// streaming back channel (see `webchannel.ts`).
+function fastHandshake(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): void {
+  const requestId = integerParam(query.RID, 'RID');
+  const session = startSession(context, req, query, requestId, fastHandshakeBatch(query));
+  session.attachBackChannel(res, framingFor('xmlhttp'), true);
+  const initial = { 'X-HTTP-Initial-Response': headerJson(session.takeInitialResponse()) };
+  res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, { ...handshakeHeaders(req, session), ...initial }));
+  res.flushHeaders?.();
+}
+
+function startSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null): Session {
   retireOldSession(context, query);
   const session = newSession(context, req, query, requestId, batch);
   try {
@@ -194,8 +230,7 @@ async function create(context: HandlerContext, req: IncomingMessage, res: Server
   }
   session.receive(requestId, batch);
   if (isClosed(session)) throw new ProtocolError(403, 'FORBIDDEN', 'Forbidden');
-  res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
-  session.attachBackChannel(res, framingFor('xmlhttp'), false);
+  return session;
 }
 
 function retireOldSession(context: HandlerContext, query: Query): void {
@@ -207,14 +242,20 @@ function retireOldSession(context: HandlerContext, query: Query): void {
 
 function newSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null): Session {
   const { options } = context;
-  const id = newSessionId();
+  const id = newSessionId(options.nodeId);
+  const webChannel = isWebChannel(query, req);
+  const httpSessionIdParam = requestedSessionIdParam(query);
+  const extraHeaders = initHeaders(query, options.httpHeadersOverwriteParam, batch);
   const session = new Session({
     id,
-    address: req.socket.remoteAddress ?? '',
-    headers: batch?.initHeaders ? { ...req.headers, ...batch.initHeaders } : req.headers,
+    address: req.socket?.remoteAddress ?? '',
+    headers: extraHeaders ? { ...req.headers, ...extraHeaders } : req.headers,
     query,
     firstRequestId: requestId,
-    handshake: ['c', id, hostPrefix(options), 8],
+    handshake: handshakeArray(id, hostPrefix(options), webChannel, options.keepAliveInterval),
+    webChannel,
+    httpSessionIdParam,
+    httpSessionId: httpSessionIdParam === null ? null : newSessionId(options.nodeId),
     keepAliveInterval: options.keepAliveInterval,
     sessionTimeoutInterval: options.sessionTimeoutInterval,
     onClosed: (closed) => context.sessions.delete(closed.id),
@@ -222,6 +263,15 @@ function newSession(context: HandlerContext, req: IncomingMessage, query: Query,
   });
   context.sessions.set(session.id, session);
   return session;
+}
+
+// The handshake answer of a WebChannel session says which HTTP version
+// carried it and, if asked for, the routing id.
+function handshakeHeaders(req: IncomingMessage, session: Session): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (session.webChannel) headers['X-Client-Wire-Protocol'] = wireProtocol(req);
+  if (session.httpSessionId !== null) headers['X-HTTP-Session-Id'] = session.httpSessionId;
+  return headers;
 }
 
 // ## The forward channel
@@ -248,7 +298,8 @@ async function forward(context: HandlerContext, req: IncomingMessage, res: Serve
 //
 // A hanging GET that the session writes chunks into. `CI=0` lets it
 // stream; anything else ends it after each chunk. `RID` is always the
-// literal `rpc` here.
+// literal `rpc` here. A long poll may ask, with `TO`, to be answered
+// sooner than the usual heartbeat.
 function backChannel(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session | null): void {
   if (query.TYPE !== 'xmlhttp' && query.TYPE !== 'html') throw badQuery('GET /bind needs TYPE=xmlhttp, html or terminate');
   if (!session) throw badQuery('Back channel needs a SID');
@@ -257,8 +308,9 @@ function backChannel(context: HandlerContext, req: IncomingMessage, res: ServerR
   res.writeHead(200, responseHeaders(context.options, req, res, framing.contentType));
   const opening = framing.open();
   if (opening) res.write(opening);
-  else res.flushHeaders();
-  session.attachBackChannel(res, framing, query.CI === '0');
+  else res.flushHeaders?.();
+  const heartbeatMs = longPollHeartbeat(query, context.options.keepAliveInterval);
+  session.attachBackChannel(res, framing, query.CI === '0', heartbeatMs);
 }
 
 // ## Terminate
@@ -363,7 +415,10 @@ function fail(context: HandlerContext, req: IncomingMessage, res: ServerResponse
   if (res.headersSent || res.destroyed) return void res.destroy();
   const status = error instanceof ProtocolError ? error.status : 500;
   const reason = error instanceof ProtocolError ? error.message : 'Internal server error';
-  res.writeHead(status, printable(reason), responseHeaders(context.options, req, res, CONTENT_TYPE.html));
+  const headers = responseHeaders(context.options, req, res, CONTENT_TYPE.html);
+  // HTTP/2 has no reason phrase (and Node warns if given one).
+  if (req.httpVersionMajor === 2) res.writeHead(status, headers);
+  else res.writeHead(status, printable(reason), headers);
   res.end(`<html><body><h1>${escapeHtml(reason)}</h1></body></html>`);
 }
 

@@ -44,6 +44,10 @@ export interface BrowserChannelOptions {
   server?: Closable | null;
   /** Largest forward-channel body accepted, in bytes. Default 1 MiB; larger gets `413`. */
   maxBodyBytes?: number;
+  /** Names this process in session ids (`<nodeId>.<random>`), so a proxy can route on them. Default none. */
+  nodeId?: string | null;
+  /** URL parameter that carries WebChannel's `httpHeadersOverwriteParam` headers. Default `$httpHeaders`. */
+  httpHeadersOverwriteParam?: string;
 }
 
 // ## The resolved form
@@ -69,6 +73,10 @@ export interface ResolvedOptions {
   readonly headers: Readonly<Record<string, string>>;
   /** Forward-channel body limit in bytes. */
   readonly maxBodyBytes: number;
+  /** This process's routing name, or null. */
+  readonly nodeId: string | null;
+  /** Name of the URL parameter holding encoded headers. */
+  readonly httpHeadersOverwriteParam: string;
 }
 
 // ## Defaults
@@ -82,6 +90,7 @@ const DEFAULTS = {
   keepAliveInterval: 20_000,
   sessionTimeoutInterval: 30_000,
   maxBodyBytes: 1024 * 1024,
+  httpHeadersOverwriteParam: '$httpHeaders',
 } as const;
 
 // ## Resolution
@@ -99,6 +108,8 @@ export function resolveOptions(options: BrowserChannelOptions = {}): ResolvedOpt
     corsAllowCredentials: options.corsAllowCredentials === true,
     headers: Object.freeze({ ...(options.headers ?? {}) }),
     maxBodyBytes: positive('maxBodyBytes', options.maxBodyBytes ?? DEFAULTS.maxBodyBytes),
+    nodeId: checkNodeId(options.nodeId ?? null),
+    httpHeadersOverwriteParam: options.httpHeadersOverwriteParam ?? DEFAULTS.httpHeadersOverwriteParam,
   });
 }
 
@@ -121,4 +132,11 @@ function positive(name: string, value: number): number {
 function checkCors(cors: string | CorsFunction | null): string | CorsFunction | null {
   if (cors === null || typeof cors === 'string' || typeof cors === 'function') return cors;
   throw new TypeError('browserChannel: option `cors` must be a string or a function (req, res) => string');
+}
+
+// A node id becomes the start of every session id, so it must survive a
+// query string and a proxy's routing rule unescaped.
+function checkNodeId(nodeId: string | null): string | null {
+  if (nodeId === null || /^[A-Za-z0-9_-]{1,32}$/.test(nodeId)) return nodeId;
+  throw new TypeError('browserChannel: option `nodeId` must be 1-32 characters of A-Z, a-z, 0-9, _ or -');
 }

@@ -19,6 +19,12 @@
 /** Unguessable, URL-safe session ids. @module */
 import { randomBytes } from 'node:crypto';
 
+// ## The shape
+//
+// `<22 characters of base64url>`, or `<nodeId>.<22 characters>` when the
+// server was given a `nodeId`. Base64url uses `A-Z a-z 0-9 - _`, and the
+// dot never occurs in it, so the prefix is easy to split off.
+
 // ## Drawing an id
 //
 // `randomBytes` is pooled internally for small sizes, so drawing 16 bytes
@@ -27,6 +33,22 @@ import { randomBytes } from 'node:crypto';
 export const SESSION_ID_BITS = 128;
 
 /** A new session id: 128 random bits from `node:crypto`, base64url (22 characters). */
-export function newSessionId(): string {
-  return randomBytes(SESSION_ID_BITS / 8).toString('base64url');
+export function newSessionId(nodeId: string | null = null): string {
+  const random = randomBytes(SESSION_ID_BITS / 8).toString('base64url');
+  return nodeId === null ? random : `${nodeId}.${random}`;
 }
+
+// ## Ids a proxy can route on
+//
+// A session lives in one process. When several processes share a port
+// behind a proxy, every request of a session must reach the same one. Give
+// each process a `nodeId` and every id it issues starts with it:
+//
+// ```text
+// SID=web3.Qm9vdHN0cmFwcGVkIGlkIQ
+//     ^^^^ the proxy routes on the text before the first dot
+// ```
+//
+// The random part keeps its full 128 bits; the prefix adds no secrecy and
+// takes none away. WebChannel's `X-HTTP-Session-Id` (see `webchannel.ts`)
+// is drawn the same way.

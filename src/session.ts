@@ -48,6 +48,12 @@ export interface SessionInit {
   readonly firstRequestId: number;
   /** The handshake array, `["c", id, hostPrefix, 8, …]`. */
   readonly handshake: readonly unknown[];
+  /** Whether the client is a WebChannel client (see `webchannel.ts`). */
+  readonly webChannel: boolean;
+  /** WebChannel's `httpSessionIdParam` name and the id issued for it, or nulls. */
+  readonly httpSessionIdParam: string | null;
+  /** The id sent in `X-HTTP-Session-Id`, or null. */
+  readonly httpSessionId: string | null;
   /** Heartbeat interval in milliseconds. */
   readonly keepAliveInterval: number;
   /** Idle timeout in milliseconds. */
@@ -100,6 +106,12 @@ export class Session extends EventEmitter {
   readonly appVersion: string | null;
   /** Where the session is in its lifecycle. */
   state: SessionState = 'init';
+  /** Whether the client is Google's WebChannel client. */
+  readonly webChannel: boolean;
+  /** The routing id sent to a WebChannel client in `X-HTTP-Session-Id`, or null. */
+  readonly httpSessionId: string | null;
+  /** @internal The URL parameter that carries `httpSessionId`, or null. */
+  readonly httpSessionIdParam: string | null;
 
   // ### Fields
   //
@@ -127,6 +139,9 @@ export class Session extends EventEmitter {
     this.headers = init.headers;
     this.query = init.query;
     this.appVersion = init.query.CVER ?? null;
+    this.webChannel = init.webChannel;
+    this.httpSessionId = init.httpSessionId;
+    this.httpSessionIdParam = init.httpSessionIdParam;
     this.requests = new Sequencer(init.firstRequestId, (deliver) => deliver(), true);
     this.maps = new Sequencer(0, (item) => this.deliver(item), false);
     this.armIdleTimeout();
@@ -221,16 +236,43 @@ export class Session extends EventEmitter {
   // A new back channel replaces the old one (which is ended), stops the
   // idle timeout, starts the heartbeat, and rewinds the outbox: whatever the
   // client has not acknowledged on this request goes down again.
-  /** @internal Makes `res` (headers already written) the session's back channel. */
-  attachBackChannel(res: ServerResponse, framing: Framing, streaming: boolean): void {
+  //
+  // A WebChannel client with `detectBufferingProxy` waits twice the
+  // handshake's round trip for the first byte of a streaming back channel,
+  // then decides a proxy buffers and falls back to long polling
+  // (`WebChannelBase.maybeStartBpDetection_`). So when nothing else is
+  // queued, a WebChannel session says `["noop"]` at once.
+  /**
+   * @internal Makes `res` (headers already written) the session's back channel.
+   * @param heartbeatMs - heartbeat interval for this channel (shorter for a `TO` long poll).
+   */
+  attachBackChannel(res: ServerResponse, framing: Framing, streaming: boolean, heartbeatMs = this.init.keepAliveInterval): void {
     if (this.backChannel) this.detach(this.backChannel.res, true);
     const onGone = (): void => this.detach(res, false);
     res.once('close', onGone);
     this.backChannel = { res, framing, streaming, bytesWritten: 0, onGone };
     this.clearIdleTimeout();
-    this.heartbeat = setInterval(() => this.send(['noop']), this.init.keepAliveInterval).unref();
+    this.heartbeat = setInterval(() => this.send(['noop']), heartbeatMs).unref();
     this.outbox.rewind();
+    if (this.webChannel && streaming && !this.outbox.hasUnsent) this.outbox.queue(['noop'], null, null);
     this.flush();
+  }
+
+  // A fast handshake answers in a header, before any body: everything
+  // queued so far (the `c` array and whatever `onConnect` sent) is taken
+  // now, as one JSON text, and counts as sent. The client looks at that
+  // header only when the first bytes of the body arrive
+  // (`ChannelRequest.onXmlHttpReadyStateChanged_`), so a `["noop"]` follows
+  // at once on the body.
+  /** @internal The unsent arrays as JSON text for `X-HTTP-Initial-Response`; marks them sent. */
+  takeInitialResponse(): string {
+    const sent: SendCallback[] = [];
+    const json = this.outbox.takeUnsent(sent) ?? '[]';
+    this.outbox.queue(['noop'], null, null);
+    this.flush();
+    if (this.state === 'init') this.changeState('ok');
+    for (const callback of sent) this.callApp(callback);
+    return json;
   }
 
   // `detach` is the one place a back channel stops being the back channel,
@@ -294,6 +336,7 @@ export class Session extends EventEmitter {
    */
   close(reason?: string): void {
     if (this.state === 'closed') return;
+    this.sayClose(reason);
     this.changeState('closed');
     this.clearIdleTimeout();
     if (this.backChannel) this.detach(this.backChannel.res, true);
@@ -303,6 +346,18 @@ export class Session extends EventEmitter {
     this.emitApp('close', reason);
     const error = new Error(reason ?? 'closed');
     for (const callback of this.outbox.drain()) this.callApp(callback, error);
+  }
+
+  // WebChannel clients understand one more array, `["close"]`: a clean
+  // goodbye that ends the channel with `CLOSE` and no `ERROR`
+  // (`WebChannelBase.onInput_`). When the server ends a WebChannel session
+  // that has a back channel, it says so there first. BCSocket clients would
+  // take the array for app data, and a client that disconnected itself
+  // needs no goodbye, so neither gets one.
+  private sayClose(reason: string | undefined): void {
+    if (!this.webChannel || this.backChannel === null || reason === 'Disconnected') return;
+    this.outbox.queue(['close'], null, null);
+    this.flushNow();
   }
 
   private changeState(next: SessionState): void {

@@ -25,8 +25,8 @@ interface WebChannelModule {
 // does not care; a Node test process would wait for them, so the client's
 // long timers are unref'd. (The server's own timers are unref'd already.)
 const nodeSetTimeout = globalThis.setTimeout;
-globalThis.setTimeout = ((callback: () => void, ms?: number) => {
-  const timer = nodeSetTimeout(callback, ms);
+globalThis.setTimeout = ((callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+  const timer = nodeSetTimeout(callback, ms, ...args);
   if ((ms ?? 0) >= 5000) timer.unref();
   return timer;
 }) as typeof setTimeout;
