@@ -45,7 +45,9 @@ export type ProtocolErrorCode =
   | 'BAD_METHOD'
   | 'NOT_FOUND'
   | 'FORBIDDEN'
-  | 'TOO_MANY_SESSIONS';
+  | 'TOO_MANY_SESSIONS'
+  | 'LIMIT_EXCEEDED'
+  | 'TIMEOUT';
 
 // ## The error class
 //
@@ -57,17 +59,21 @@ export class ProtocolError extends Error {
   readonly status: number;
   /** A stable, machine-readable name for the fault. */
   readonly code: ProtocolErrorCode;
+  /** Extra response headers, such as `Retry-After`. */
+  readonly headers: Readonly<Record<string, string>>;
 
   /**
    * @param status - HTTP status code for the response.
    * @param code - stable identifier of the fault.
    * @param message - one short sentence; also the HTTP reason phrase.
+   * @param headers - extra headers for the error response.
    */
-  constructor(status: number, code: ProtocolErrorCode, message: string) {
+  constructor(status: number, code: ProtocolErrorCode, message: string, headers: Record<string, string> = {}) {
     super(message);
     this.name = 'ProtocolError';
     this.status = status;
     this.code = code;
+    this.headers = headers;
   }
 }
 

@@ -25,7 +25,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { framingFor, lengthPrefixed } from './encoding.ts';
 import { ProtocolError, badQuery, unknownSession } from './errors.ts';
 import { CONTENT_TYPE, preflightHeaders, responseHeaders } from './headers.ts';
-import { type ForwardBatch, decodeBody, decodeParsedBody } from './maps.ts';
+import { type DecodeLimits, type ForwardBatch, decodeBody, decodeParsedBody } from './maps.ts';
 import type { ResolvedOptions } from './options.ts';
 import { Session } from './session.ts';
 import { newSessionId } from './session-id.ts';
@@ -201,8 +201,9 @@ function lookUpSession(context: HandlerContext, query: Query): Session | null {
 // The answer is the session's first back channel: one chunk, then the end.
 async function create(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
-  const batch = await readBatch(req, context.options.maxBodyBytes);
-  const session = startSession(context, req, query, requestId, batch);
+  checkCapacity(context);
+  const { batch, bytes } = await readBatch(req, context.options);
+  const session = startSession(context, req, query, requestId, batch, bytes);
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, handshakeHeaders(req, session)));
   session.attachBackChannel(res, framingFor('xmlhttp'), false);
 }
@@ -212,14 +213,24 @@ async function create(context: HandlerContext, req: IncomingMessage, res: Server
 // streaming back channel (see `webchannel.ts`).
 function fastHandshake(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): void {
   const requestId = integerParam(query.RID, 'RID');
-  const session = startSession(context, req, query, requestId, fastHandshakeBatch(query));
+  checkCapacity(context);
+  const session = startSession(context, req, query, requestId, fastHandshakeBatch(query, decodeLimits(context.options)), 0);
   session.attachBackChannel(res, framingFor('xmlhttp'), true);
   const initial = { 'X-HTTP-Initial-Response': headerJson(session.takeInitialResponse()) };
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, { ...handshakeHeaders(req, session), ...initial }));
   res.flushHeaders?.();
 }
 
-function startSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null): Session {
+// `maxSessions` is checked before the body is read, so a full server
+// spends nothing on a create it will refuse. `503` with `Retry-After`
+// tells a client (and any proxy) the refusal is temporary.
+function checkCapacity(context: HandlerContext): void {
+  const { maxSessions } = context.options;
+  if (context.sessions.size < maxSessions) return;
+  throw new ProtocolError(503, 'TOO_MANY_SESSIONS', `Server full (maxSessions ${maxSessions})`, { 'Retry-After': '5' });
+}
+
+function startSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null, bytes: number): Session {
   retireOldSession(context, query);
   const session = newSession(context, req, query, requestId, batch);
   try {
@@ -228,7 +239,8 @@ function startSession(context: HandlerContext, req: IncomingMessage, query: Quer
   } catch (error) {
     context.onAppError(error, session);
   }
-  session.receive(requestId, batch);
+  const overflow = session.receive(requestId, batch, bytes);
+  if (overflow !== null) throw new ProtocolError(400, 'LIMIT_EXCEEDED', overflow);
   if (isClosed(session)) throw new ProtocolError(403, 'FORBIDDEN', 'Forbidden');
   return session;
 }
@@ -258,6 +270,7 @@ function newSession(context: HandlerContext, req: IncomingMessage, query: Query,
     httpSessionId: httpSessionIdParam === null ? null : newSessionId(options.nodeId),
     keepAliveInterval: options.keepAliveInterval,
     sessionTimeoutInterval: options.sessionTimeoutInterval,
+    limits: options,
     onClosed: (closed) => context.sessions.delete(closed.id),
     onAppError: context.onAppError,
   });
@@ -286,9 +299,10 @@ function handshakeHeaders(req: IncomingMessage, session: Session): Record<string
 // ```
 async function forward(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
-  const batch = await readBatch(req, context.options.maxBodyBytes);
+  const { batch, bytes } = await readBatch(req, context.options);
   if (isClosed(session)) throw unknownSession();
-  session.receive(requestId, batch);
+  const overflow = session.receive(requestId, batch, bytes);
+  if (overflow !== null) throw new ProtocolError(400, 'LIMIT_EXCEEDED', overflow);
   if (isClosed(session)) throw new ProtocolError(403, 'FORBIDDEN', 'Forbidden');
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
   res.end(lengthPrefixed(JSON.stringify(session.backChannelStatus())));
@@ -322,7 +336,7 @@ function backChannel(context: HandlerContext, req: IncomingMessage, res: ServerR
 async function terminate(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session | null): Promise<void> {
   if (!session) throw badQuery('Terminate needs a SID');
   const requestId = integerParam(query.RID, 'RID');
-  if (req.method === 'POST') await readBatch(req, context.options.maxBodyBytes);
+  if (req.method === 'POST') await readBatch(req, context.options);
   session.terminateAt(requestId);
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
   res.end();
@@ -335,33 +349,46 @@ async function terminate(context: HandlerContext, req: IncomingMessage, res: Ser
 // connection stays usable and nothing past the limit is held. If an
 // earlier middleware already parsed the body (express's `urlencoded()` or
 // `json()`), its result is used.
-async function readBatch(req: IncomingMessage, limit: number): Promise<ForwardBatch | null> {
+// A body that trickles in is cut off after `bodyTimeout` with `408` and
+// `Connection: close`, so one slow client cannot hold a request (and its
+// buffer) open for ever.
+async function readBatch(req: IncomingMessage, options: ResolvedOptions): Promise<{ batch: ForwardBatch | null; bytes: number }> {
   const contentType = req.headers['content-type'];
   const parsed = (req as { body?: unknown }).body;
-  if (parsed !== undefined && req.readableEnded) return decodeParsedBody(parsed, contentType);
-  return decodeBody(await readText(req, limit), contentType);
+  if (parsed !== undefined && req.readableEnded) return { batch: decodeParsedBody(parsed, contentType, decodeLimits(options)), bytes: 0 };
+  const text = await readText(req, options.maxBodyBytes, options.bodyTimeout);
+  return { batch: decodeBody(text, contentType, decodeLimits(options)), bytes: text.length };
 }
 
-function readText(req: IncomingMessage, limit: number): Promise<string> {
+function decodeLimits(options: ResolvedOptions): DecodeLimits {
+  return { maxMaps: options.maxMapsPerRequest, maxKeys: options.maxKeysPerMap };
+}
+
+function readText(req: IncomingMessage, limit: number, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const tooLarge = (): void => {
+    const stop = (error: ProtocolError): void => {
+      clearTimeout(timer);
       req.removeListener('data', onData);
       req.resume();
-      reject(new ProtocolError(413, 'BODY_TOO_LARGE', `Body larger than ${limit} bytes`));
+      reject(error);
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limit) return tooLarge();
+      if (size > limit) return stop(new ProtocolError(413, 'BODY_TOO_LARGE', `Body larger than ${limit} bytes (maxBodyBytes)`));
       chunks.push(chunk);
     };
-    if (Number(req.headers['content-length']) > limit) return tooLarge();
+    const timer = setTimeout(() => stop(new ProtocolError(408, 'TIMEOUT', `Body not received within ${timeoutMs} ms (bodyTimeout)`, { Connection: 'close' })), timeoutMs).unref();
+    if (Number(req.headers['content-length']) > limit) return stop(new ProtocolError(413, 'BODY_TOO_LARGE', `Body larger than ${limit} bytes (maxBodyBytes)`));
     req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
+    req.once('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    req.once('error', (error) => stop(new ProtocolError(400, 'BAD_BODY', `Request failed: ${error.message}`)));
     req.once('close', () => {
-      if (!req.readableEnded) reject(new ProtocolError(400, 'BAD_BODY', 'Request aborted'));
+      if (!req.readableEnded) stop(new ProtocolError(400, 'BAD_BODY', 'Request aborted'));
     });
   });
 }
@@ -415,8 +442,10 @@ function fail(context: HandlerContext, req: IncomingMessage, res: ServerResponse
   if (res.headersSent || res.destroyed) return void res.destroy();
   const status = error instanceof ProtocolError ? error.status : 500;
   const reason = error instanceof ProtocolError ? error.message : 'Internal server error';
-  const headers = responseHeaders(context.options, req, res, CONTENT_TYPE.html);
-  // HTTP/2 has no reason phrase (and Node warns if given one).
+  const extra = error instanceof ProtocolError ? { ...error.headers } : {};
+  // HTTP/2 has neither a reason phrase (Node warns if given one) nor `Connection`.
+  if (req.httpVersionMajor === 2) delete extra.Connection;
+  const headers = responseHeaders(context.options, req, res, CONTENT_TYPE.html, extra);
   if (req.httpVersionMajor === 2) res.writeHead(status, headers);
   else res.writeHead(status, printable(reason), headers);
   res.end(`<html><body><h1>${escapeHtml(reason)}</h1></body></html>`);

@@ -55,10 +55,18 @@ export interface ForwardBatch {
 // ## Limits
 //
 // The Closure client never puts more than 1,000 maps in one request
-// (`MAX_MAPS_PER_REQUEST_` in `goog.net.BrowserChannel`), so a larger
-// `count` is not a client we know.
-/** Most maps accepted in one request. */
-export const MAX_MAPS_PER_REQUEST = 1000;
+// (`MAX_MAPS_PER_REQUEST_` in `goog.net.BrowserChannel`), so the default
+// `maxMapsPerRequest` is 1,000; `maxKeysPerMap` bounds the other
+// dimension. Both come from the options.
+/** Bounds a decoder enforces. */
+export interface DecodeLimits {
+  /** Most maps (or JSON messages) in one body. */
+  readonly maxMaps: number;
+  /** Most keys in one map. */
+  readonly maxKeys: number;
+}
+
+const UNLIMITED: DecodeLimits = { maxMaps: 1000, maxKeys: Infinity };
 
 // ## Choosing the decoder
 //
@@ -70,22 +78,22 @@ export const MAX_MAPS_PER_REQUEST = 1000;
  * @returns the batch, or null for a body that carries no maps (`count=0`, empty, or JSON `null`).
  * @throws ProtocolError - `400 BAD_BODY` naming what is wrong.
  */
-export function decodeBody(body: string, contentType: string | undefined): ForwardBatch | null {
-  if (mediaType(contentType) === 'application/json') return decodeJsonBody(parseJson(body, 'body'));
-  return decodeForm(new URLSearchParams(body));
+export function decodeBody(body: string, contentType: string | undefined, limits: DecodeLimits = UNLIMITED): ForwardBatch | null {
+  if (mediaType(contentType) === 'application/json') return decodeJsonBody(parseJson(body, 'body'), limits);
+  return decodeForm(new URLSearchParams(body), limits);
 }
 
 /**
  * Decodes a body that an earlier middleware (such as express's body parsers) already parsed.
  * @throws ProtocolError - `400 BAD_BODY` naming what is wrong.
  */
-export function decodeParsedBody(body: unknown, contentType: string | undefined): ForwardBatch | null {
-  if (typeof body === 'string') return decodeBody(body, contentType);
-  if (mediaType(contentType) === 'application/json') return decodeJsonBody(body);
+export function decodeParsedBody(body: unknown, contentType: string | undefined, limits: DecodeLimits = UNLIMITED): ForwardBatch | null {
+  if (typeof body === 'string') return decodeBody(body, contentType, limits);
+  if (mediaType(contentType) === 'application/json') return decodeJsonBody(body, limits);
   if (body === null || typeof body !== 'object') throw badBody('Unreadable body');
   const form = new URLSearchParams();
   for (const [key, value] of Object.entries(body)) form.append(key, String(value));
-  return decodeForm(form);
+  return decodeForm(form, limits);
 }
 
 function mediaType(contentType: string | undefined): string {
@@ -97,13 +105,13 @@ function mediaType(contentType: string | undefined): string {
 // `count` and `ofs` must be plain non-negative integers: 2.1.0's check
 // `isNaN count or isNaN ofs` compiled to `isNaN(count || isNaN(ofs))` and let
 // a bad `count` through. Every `reqN_` key must name a map inside `count`.
-function decodeForm(form: URLSearchParams): ForwardBatch | null {
+function decodeForm(form: URLSearchParams, limits: DecodeLimits): ForwardBatch | null {
   const initHeaders = form.has('headers') ? parseHeaderBlock(form.get('headers')!) : null;
   const count = form.has('count') ? integer(form.get('count')!, 'count') : 0;
-  if (count > MAX_MAPS_PER_REQUEST) throw badBody(`count is above ${MAX_MAPS_PER_REQUEST}`);
+  if (count > limits.maxMaps) throw badBody(`count is above ${limits.maxMaps} (maxMapsPerRequest)`);
   if (count === 0) return initHeaders ? { ofs: 0, items: [], initHeaders } : null;
   const ofs = integer(form.get('ofs') ?? '', 'ofs');
-  const maps = collectMaps(form, count);
+  const maps = collectMaps(form, count, limits.maxKeys);
   return { ofs, items: maps.map(toItem), initHeaders };
 }
 
@@ -111,13 +119,15 @@ function decodeForm(form: URLSearchParams): ForwardBatch | null {
 // A map whose keys include `type=_badmap` is one the client could not encode.
 const MAP_KEY = /^req(\d{1,4})_(.+)$/s;
 
-function collectMaps(form: URLSearchParams, count: number): ClientMap[] {
+function collectMaps(form: URLSearchParams, count: number, maxKeys: number): ClientMap[] {
   const maps: ClientMap[] = Array.from({ length: count }, () => ({}));
+  const keyCounts = new Array<number>(count).fill(0);
   for (const [field, value] of form) {
     const match = MAP_KEY.exec(field);
     if (match === null) continue;
     const index = Number(match[1]);
-    if (index >= count) throw badBody(`${field} is outside count=${count}`);
+    if (index >= count) throw badBody(`map ${index} is outside count=${count}`);
+    if (++keyCounts[index]! > maxKeys) throw badBody(`map ${index} has more than ${maxKeys} keys (maxKeysPerMap)`);
     setKey(maps[index]!, match[2]!, value);
   }
   return maps;
@@ -153,12 +163,12 @@ function toItem(map: ClientMap, index: number): ForwardItem {
 // ```json
 // {"ofs": 7, "data": [{"a": 1}, "hi"]}
 // ```
-function decodeJsonBody(body: unknown): ForwardBatch | null {
+function decodeJsonBody(body: unknown, limits: DecodeLimits): ForwardBatch | null {
   if (body === null) return null;
   if (typeof body !== 'object' || Array.isArray(body)) throw badBody('JSON body must be an object {ofs, data}');
   const { ofs, data } = body as { ofs?: unknown; data?: unknown };
   if (!Array.isArray(data)) throw badBody('JSON body needs a data array');
-  if (data.length > MAX_MAPS_PER_REQUEST) throw badBody(`data holds more than ${MAX_MAPS_PER_REQUEST} messages`);
+  if (data.length > limits.maxMaps) throw badBody(`data holds more than ${limits.maxMaps} messages (maxMapsPerRequest)`);
   if (data.length === 0) return null;
   if (typeof ofs !== 'number' || !Number.isSafeInteger(ofs) || ofs < 0) throw badBody('ofs must be a non-negative integer');
   return { ofs, items: data.map((message: unknown) => ({ kind: 'json', message })), initHeaders: null };

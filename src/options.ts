@@ -44,6 +44,22 @@ export interface BrowserChannelOptions {
   server?: Closable | null;
   /** Largest forward-channel body accepted, in bytes. Default 1 MiB; larger gets `413`. */
   maxBodyBytes?: number;
+  /** Most maps in one forward-channel request. Default 1000 (the Closure client's own batch limit); more gets `400`. */
+  maxMapsPerRequest?: number;
+  /** Most keys in one map. Default 1000; more gets `400`. */
+  maxKeysPerMap?: number;
+  /** Most forward requests a session holds while waiting for an earlier `RID`. Default 50; more closes the session. */
+  maxHeldRequests?: number;
+  /** Most body bytes a session holds while waiting for earlier `RID`s or map ids. Default 4 MiB; more closes the session. */
+  maxHeldBytes?: number;
+  /** Most JSON characters a session keeps unacknowledged. Default 16 MiB; more closes the session. */
+  maxBufferedBytes?: number;
+  /** Most arrays a session keeps unacknowledged. Default 50000; more closes the session. */
+  maxBufferedArrays?: number;
+  /** Most live sessions; a create past it gets `503` with `Retry-After`. Default unlimited. */
+  maxSessions?: number;
+  /** Milliseconds a forward-channel body may take to arrive. Default 30000; slower gets `408`. */
+  bodyTimeout?: number;
   /** Names this process in session ids (`<nodeId>.<random>`), so a proxy can route on them. Default none. */
   nodeId?: string | null;
   /** URL parameter that carries WebChannel's `httpHeadersOverwriteParam` headers. Default `$httpHeaders`. */
@@ -73,6 +89,22 @@ export interface ResolvedOptions {
   readonly headers: Readonly<Record<string, string>>;
   /** Forward-channel body limit in bytes. */
   readonly maxBodyBytes: number;
+  /** Most maps per request. */
+  readonly maxMapsPerRequest: number;
+  /** Most keys per map. */
+  readonly maxKeysPerMap: number;
+  /** Most out-of-order requests held per session. */
+  readonly maxHeldRequests: number;
+  /** Most bytes held for reordering per session. */
+  readonly maxHeldBytes: number;
+  /** Most unacknowledged JSON characters per session. */
+  readonly maxBufferedBytes: number;
+  /** Most unacknowledged arrays per session. */
+  readonly maxBufferedArrays: number;
+  /** Most live sessions (Infinity when unlimited). */
+  readonly maxSessions: number;
+  /** Body arrival deadline in milliseconds. */
+  readonly bodyTimeout: number;
   /** This process's routing name, or null. */
   readonly nodeId: string | null;
   /** Name of the URL parameter holding encoded headers. */
@@ -80,6 +112,11 @@ export interface ResolvedOptions {
 }
 
 // ## Defaults
+//
+// Every limit has a default that a well-behaved client never meets, and
+// each bounds memory one client can make us hold: a body (`maxBodyBytes`),
+// what waits for reordering (`maxHeldRequests`, `maxHeldBytes`), what waits
+// for acknowledgement (`maxBufferedBytes`, `maxBufferedArrays`).
 //
 // The timers match 2.1.0: the Closure client declares a back channel dead
 // after 45 s of silence, so a heartbeat every 20 s leaves room for one lost
@@ -90,6 +127,13 @@ const DEFAULTS = {
   keepAliveInterval: 20_000,
   sessionTimeoutInterval: 30_000,
   maxBodyBytes: 1024 * 1024,
+  maxMapsPerRequest: 1000,
+  maxKeysPerMap: 1000,
+  maxHeldRequests: 50,
+  maxHeldBytes: 4 * 1024 * 1024,
+  maxBufferedBytes: 16 * 1024 * 1024,
+  maxBufferedArrays: 50_000,
+  bodyTimeout: 30_000,
   httpHeadersOverwriteParam: '$httpHeaders',
 } as const;
 
@@ -108,6 +152,14 @@ export function resolveOptions(options: BrowserChannelOptions = {}): ResolvedOpt
     corsAllowCredentials: options.corsAllowCredentials === true,
     headers: Object.freeze({ ...(options.headers ?? {}) }),
     maxBodyBytes: positive('maxBodyBytes', options.maxBodyBytes ?? DEFAULTS.maxBodyBytes),
+    maxMapsPerRequest: positive('maxMapsPerRequest', options.maxMapsPerRequest ?? DEFAULTS.maxMapsPerRequest),
+    maxKeysPerMap: positive('maxKeysPerMap', options.maxKeysPerMap ?? DEFAULTS.maxKeysPerMap),
+    maxHeldRequests: positive('maxHeldRequests', options.maxHeldRequests ?? DEFAULTS.maxHeldRequests),
+    maxHeldBytes: positive('maxHeldBytes', options.maxHeldBytes ?? DEFAULTS.maxHeldBytes),
+    maxBufferedBytes: positive('maxBufferedBytes', options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes),
+    maxBufferedArrays: positive('maxBufferedArrays', options.maxBufferedArrays ?? DEFAULTS.maxBufferedArrays),
+    maxSessions: positive('maxSessions', options.maxSessions ?? Infinity),
+    bodyTimeout: positive('bodyTimeout', options.bodyTimeout ?? DEFAULTS.bodyTimeout),
     nodeId: checkNodeId(options.nodeId ?? null),
     httpHeadersOverwriteParam: options.httpHeadersOverwriteParam ?? DEFAULTS.httpHeadersOverwriteParam,
   });
@@ -123,7 +175,7 @@ export function normaliseBase(base: string): string {
 }
 
 function positive(name: string, value: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
     throw new TypeError(`browserChannel: option \`${name}\` must be a positive number, got ${String(value)}`);
   }
   return value;

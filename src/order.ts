@@ -22,6 +22,21 @@
 // carry maps that are new).
 /** The reordering queue used for request ids and map ids. @module */
 
+// ## Limits
+//
+// Everything held is memory a client made us spend, so a sequencer holds
+// at most `count` items weighing at most `weight` in all (the weight of an
+// item is whatever the owner says: bytes of the body it came in, say). An
+// item that would pass either limit is refused, and `offer` says so; the
+// session then ends, naming the limit, rather than grow without end.
+/** Bounds on what a sequencer may hold. */
+export interface HoldLimits {
+  /** Most items held at once. */
+  readonly count: number;
+  /** Most total weight held at once. */
+  readonly weight: number;
+}
+
 // ## The sequencer
 //
 // State is two fields: `next`, the id we are waiting for, and `held`, the
@@ -32,38 +47,54 @@
 export class Sequencer<T> {
   /** The id of the next item to release. */
   private next: number;
-  /** Items that arrived before their turn, keyed by id. */
-  private readonly held = new Map<number, T>();
+  /** Items that arrived before their turn, keyed by id, with their weights. */
+  private readonly held = new Map<number, { item: T; weight: number }>();
+  private heldWeight = 0;
 
   /**
    * @param first - id of the first item expected.
    * @param release - called with each item in id order.
    * @param replayOld - whether an item whose id has already passed is released again (true) or dropped.
+   * @param limits - most items and weight held at once.
    */
   constructor(
     first: number,
     private readonly release: (item: T, id: number) => void,
     private readonly replayOld: boolean,
+    private readonly limits: HoldLimits = { count: Infinity, weight: Infinity },
   ) {
     this.next = first;
   }
 
   // ## Offering an item
   //
-  // One of three things happens: an old id is replayed or dropped, an early
-  // id waits in `held` (a later copy of the same id replaces it), or the
-  // awaited id is released together with every held id that follows it.
-  /** Hands over the item numbered `id`. */
-  offer(id: number, item: T): void {
+  // One of four things happens: an old id is replayed or dropped, an early
+  // id waits in `held` (a later copy of the same id replaces it), an early
+  // id that would overflow the limits is refused, or the awaited id is
+  // released together with every held id that follows it.
+  /**
+   * Hands over the item numbered `id`.
+   * @param weight - what holding this item costs, counted against `limits.weight`.
+   * @returns false if the item had to be held and would pass the limits (nothing is held then).
+   */
+  offer(id: number, item: T, weight = 0): boolean {
     if (id < this.next) {
       if (this.replayOld) this.release(item, id);
-      return;
+      return true;
     }
-    if (id > this.next) {
-      this.held.set(id, item);
-      return;
-    }
+    if (id > this.next) return this.hold(id, item, weight);
     this.advance(item);
+    return true;
+  }
+
+  private hold(id: number, item: T, weight: number): boolean {
+    const previous = this.held.get(id);
+    const count = this.held.size + (previous ? 0 : 1);
+    const total = this.heldWeight - (previous?.weight ?? 0) + weight;
+    if (count > this.limits.count || total > this.limits.weight) return false;
+    this.held.set(id, { item, weight });
+    this.heldWeight = total;
+    return true;
   }
 
   private advance(item: T): void {
@@ -71,15 +102,15 @@ export class Sequencer<T> {
     while (current !== undefined) {
       const id = this.next++;
       this.release(current, id);
-      current = this.held.get(this.next);
+      const waiting = this.held.get(this.next);
+      if (waiting === undefined) return;
       this.held.delete(this.next);
+      this.heldWeight -= waiting.weight;
+      current = waiting.item;
     }
   }
 
   // ## What is waiting
-  //
-  // The session reads these to cap how much a misbehaving client can make
-  // it hold.
   /** How many items are waiting for an earlier id. */
   get waiting(): number {
     return this.held.size;
@@ -93,5 +124,6 @@ export class Sequencer<T> {
   /** Drops everything held; used when the session closes. */
   clear(): void {
     this.held.clear();
+    this.heldWeight = 0;
   }
 }

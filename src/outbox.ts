@@ -137,6 +137,11 @@ export class Outbox {
     return this.bytes;
   }
 
+  /** Arrays queued or sent but not acknowledged. */
+  get length(): number {
+    return this.arrays.length;
+  }
+
   /** JSON characters sent but not acknowledged. */
   outstandingBytes(): number {
     let total = 0;

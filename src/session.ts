@@ -58,10 +58,24 @@ export interface SessionInit {
   readonly keepAliveInterval: number;
   /** Idle timeout in milliseconds. */
   readonly sessionTimeoutInterval: number;
+  /** What one session may hold (see `options.ts`). */
+  readonly limits: SessionLimits;
   /** Called once, when the session closes, so the registry can forget it. */
   readonly onClosed: (session: Session) => void;
   /** Called with exceptions thrown by app code that no `error` listener on the session takes. */
   readonly onAppError: (error: unknown, session: Session) => void;
+}
+
+/** Per-session memory bounds, from the options of the same names. */
+export interface SessionLimits {
+  /** Most forward requests held for reordering. */
+  readonly maxHeldRequests: number;
+  /** Most body bytes held for reordering. */
+  readonly maxHeldBytes: number;
+  /** Most unacknowledged JSON characters. */
+  readonly maxBufferedBytes: number;
+  /** Most unacknowledged arrays. */
+  readonly maxBufferedArrays: number;
 }
 
 // The response currently serving as back channel. `streaming` is `CI=0`:
@@ -73,6 +87,8 @@ interface BackChannel {
   readonly streaming: boolean;
   bytesWritten: number;
   readonly onGone: () => void;
+  /** Set while the socket's buffer is full; the next flush waits for `drain`. */
+  blocked: boolean;
 }
 
 // A streaming back channel is ended after about this many characters, so
@@ -92,6 +108,7 @@ const RECYCLE_BYTES = 10 * 1024;
 // | `state changed` | new state, old state | on every transition |
 // | `close` | the reason | once, when the session ends |
 // | `error` | the error | app code (a listener or a callback) threw |
+// | `drain` | | the client has acknowledged everything queued |
 /** One client session. Sessions reach the app through the factory's `onConnect`. */
 export class Session extends EventEmitter {
   /** The session id (the `SID` on the wire). */
@@ -142,8 +159,9 @@ export class Session extends EventEmitter {
     this.webChannel = init.webChannel;
     this.httpSessionId = init.httpSessionId;
     this.httpSessionIdParam = init.httpSessionIdParam;
-    this.requests = new Sequencer(init.firstRequestId, (deliver) => deliver(), true);
-    this.maps = new Sequencer(0, (item) => this.deliver(item), false);
+    const { maxHeldRequests, maxHeldBytes } = init.limits;
+    this.requests = new Sequencer(init.firstRequestId, (deliver) => deliver(), true, { count: maxHeldRequests, weight: maxHeldBytes });
+    this.maps = new Sequencer(0, (item) => this.deliver(item), false, { count: Infinity, weight: maxHeldBytes });
     this.armIdleTimeout();
     this.outbox.queue(init.handshake, null, null);
   }
@@ -190,7 +208,20 @@ export class Session extends EventEmitter {
     }
     const id = this.outbox.queue(data, onSent, onAck);
     this.flush();
+    this.checkBuffer();
     return id;
+  }
+
+  // A client that stops acknowledging (or stops reading) makes the outbox
+  // grow with every send. Past `maxBufferedBytes` or `maxBufferedArrays`
+  // the session ends with a reason naming the limit, and every callback
+  // still waiting, the last send's included, gets that reason as an Error.
+  // Apps that produce faster than a client consumes should watch
+  // `bufferedBytes` and wait for `drain` well before that.
+  private checkBuffer(): void {
+    const { maxBufferedBytes, maxBufferedArrays } = this.init.limits;
+    if (this.outbox.bufferedBytes > maxBufferedBytes) this.close(`Send buffer over ${maxBufferedBytes} bytes (maxBufferedBytes)`);
+    else if (this.outbox.length > maxBufferedArrays) this.close(`Send buffer over ${maxBufferedArrays} arrays (maxBufferedArrays)`);
   }
 
   // ## Flushing
@@ -199,15 +230,21 @@ export class Session extends EventEmitter {
   // stream (`CI=1`, or the handshake response) ends after it, and so does
   // a streaming one that has carried `RECYCLE_BYTES`. The first chunk ever
   // written is the handshake, which moves the session from `init` to `ok`.
+  //
+  // `res.write()` returning false means the socket's buffer is full: the
+  // client is not reading. Writing on would pile the same arrays up in
+  // memory a second time, so the channel is marked `blocked` and the next
+  // flush waits for `drain`; meanwhile arrays wait in the outbox, where
+  // `maxBufferedBytes` bounds them.
   private flushNow(): void {
     this.flushScheduled = false;
     const channel = this.backChannel;
-    if (channel === null) return;
+    if (channel === null || channel.blocked) return;
     const sent: SendCallback[] = [];
     const json = this.outbox.takeUnsent(sent);
     if (json === null) return;
     const text = channel.framing.chunk(json);
-    channel.res.write(text);
+    if (!channel.res.write(text)) this.waitForDrain(channel);
     channel.bytesWritten += text.length;
     this.heartbeat?.refresh();
     if (!channel.streaming || channel.bytesWritten > RECYCLE_BYTES) this.detach(channel.res, true);
@@ -215,13 +252,25 @@ export class Session extends EventEmitter {
     for (const callback of sent) this.callApp(callback);
   }
 
+  private waitForDrain(channel: BackChannel): void {
+    channel.blocked = true;
+    channel.res.once('drain', () => {
+      channel.blocked = false;
+      this.flush();
+    });
+  }
+
   // ## Acknowledgements
   //
   // Every request carries `AID`, the newest array id the client has. The
-  // outbox lets those arrays go and hands back their callbacks.
+  // outbox lets those arrays go and hands back their callbacks. When that
+  // empties the outbox, the session emits `drain`: everything sent so far
+  // has arrived.
   /** @internal Handles the `AID` of a request (or the `OAID` of a reconnect). */
   acknowledge(arrayId: number): void {
-    for (const callback of this.outbox.acknowledge(arrayId)) this.callApp(callback);
+    const callbacks = this.outbox.acknowledge(arrayId);
+    for (const callback of callbacks) this.callApp(callback);
+    if (callbacks.length > 0 && this.outbox.length === 0 && this.state !== 'closed') this.emitApp('drain');
   }
 
   // `bufferedBytes` lets an app apply backpressure: if a client stops
@@ -250,7 +299,7 @@ export class Session extends EventEmitter {
     if (this.backChannel) this.detach(this.backChannel.res, true);
     const onGone = (): void => this.detach(res, false);
     res.once('close', onGone);
-    this.backChannel = { res, framing, streaming, bytesWritten: 0, onGone };
+    this.backChannel = { res, framing, streaming, bytesWritten: 0, onGone, blocked: false };
     this.clearIdleTimeout();
     this.heartbeat = setInterval(() => this.send(['noop']), heartbeatMs).unref();
     this.outbox.rewind();
@@ -307,12 +356,33 @@ export class Session extends EventEmitter {
   // A decoded body joins the request sequencer under its `RID`; when its
   // turn comes, its items join the map sequencer under their map ids, and
   // each map is delivered when all before it have been.
-  /** @internal Delivers a decoded forward-channel body in `RID` and map-id order. */
-  receive(requestId: number, batch: ForwardBatch | null): void {
-    this.requests.offer(requestId, () => {
-      if (batch === null) return;
-      batch.items.forEach((item, index) => this.maps.offer(batch.ofs + index, item));
-    });
+  //
+  // Both sequencers weigh what they hold by the bytes of the body it came
+  // in, so `maxHeldBytes` bounds both. If a client overflows them, the
+  // session closes with a reason naming the limit, and `receive` returns
+  // that reason so the handler can say the same in a `400`.
+  /**
+   * @internal Delivers a decoded forward-channel body in `RID` and map-id order.
+   * @param bodyBytes - size of the body, counted while it waits for its turn.
+   * @returns null, or the reason the session closed because a limit overflowed.
+   */
+  receive(requestId: number, batch: ForwardBatch | null, bodyBytes = 0): string | null {
+    let overflow: string | null = null;
+    const deliver = (): void => {
+      overflow = this.deliverBatch(batch, bodyBytes);
+    };
+    if (!this.requests.offer(requestId, deliver, bodyBytes)) overflow = OVERFLOW.requests(this.init.limits);
+    if (overflow !== null) this.close(overflow);
+    return overflow;
+  }
+
+  private deliverBatch(batch: ForwardBatch | null, bodyBytes: number): string | null {
+    if (batch === null || this.state === 'closed') return null;
+    const weight = batch.items.length === 0 ? 0 : bodyBytes / batch.items.length;
+    for (let index = 0; index < batch.items.length; index++) {
+      if (!this.maps.offer(batch.ofs + index, batch.items[index]!, weight)) return OVERFLOW.maps(this.init.limits);
+    }
+    return null;
   }
 
   // A terminate must not overtake data the client sent before it, so it
@@ -406,6 +476,13 @@ export class Session extends EventEmitter {
   }
 }
 
+// The reasons a session gives when a client overflows what it may hold.
+const OVERFLOW = {
+  requests: (limits: SessionLimits) =>
+    `Reorder buffer over ${limits.maxHeldRequests} requests or ${limits.maxHeldBytes} bytes (maxHeldRequests, maxHeldBytes)`,
+  maps: (limits: SessionLimits) => `Reorder buffer over ${limits.maxHeldBytes} bytes of maps (maxHeldBytes)`,
+};
+
 // ## Typed events
 //
 // The same events, spelled out for TypeScript users.
@@ -421,4 +498,6 @@ export interface Session {
   on(event: 'close', listener: (reason: string | undefined) => void): this;
   /** App code attached to this session threw. */
   on(event: 'error', listener: (error: unknown) => void): this;
+  /** The client has acknowledged everything sent: `bufferedBytes` is back to 0. */
+  on(event: 'drain', listener: () => void): this;
 }

@@ -21,7 +21,7 @@
 /** WebChannel extensions to BrowserChannel v8. @module */
 import type { IncomingMessage } from 'node:http';
 import { badQuery, ProtocolError } from './errors.ts';
-import { type ForwardBatch, decodeBody, parseHeaderBlock } from './maps.ts';
+import { type DecodeLimits, type ForwardBatch, decodeBody, parseHeaderBlock } from './maps.ts';
 
 // ## Recognising a WebChannel client
 //
@@ -138,12 +138,12 @@ export function isFastHandshake(query: Record<string, string>): boolean {
  * Decodes the maps carried in `$req`.
  * @throws ProtocolError - `414` when `$req` is too long, `400` when it does not decode.
  */
-export function fastHandshakeBatch(query: Record<string, string>): ForwardBatch | null {
+export function fastHandshakeBatch(query: Record<string, string>, limits: DecodeLimits): ForwardBatch | null {
   const encoded = query.$req ?? '';
   if (encoded.length > MAX_FAST_HANDSHAKE_CHARS) {
     throw new ProtocolError(414, 'BAD_QUERY', `$req longer than ${MAX_FAST_HANDSHAKE_CHARS} characters`);
   }
-  return decodeBody(encoded, 'application/x-www-form-urlencoded');
+  return decodeBody(encoded, 'application/x-www-form-urlencoded', limits);
 }
 
 // A header value may hold only printable Latin-1, so every other character
