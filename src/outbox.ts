@@ -59,19 +59,25 @@ export class Outbox {
   //
   // Returns the JSON text of one chunk, `[[4,["hello"]],[5,{"a":1}]]`,
   // marks those arrays sent, and collects their `onSent` callbacks into
-  // `sent` for the caller to run once the chunk is on the wire.
-  /** The unsent arrays as one chunk's JSON text, or null if all were sent. */
-  takeUnsent(sent: SendCallback[]): string | null {
+  // `sent` for the caller to run once the chunk is on the wire. A chunk
+  // stops growing once it passes `maxChars` (it always holds at least one
+  // array), so what one write puts in a socket buffer stays small even
+  // when a burst of sends is waiting; the rest goes in later chunks.
+  /** The oldest unsent arrays (about `maxChars` of them) as one chunk's JSON text, or null if all were sent. */
+  takeUnsent(sent: SendCallback[], maxChars = Infinity): string | null {
     const unsentCount = this.lastQueuedId - this.lastSentId;
     if (unsentCount === 0) return null;
     const parts: string[] = [];
-    for (let i = this.arrays.length - unsentCount; i < this.arrays.length; i++) {
+    let chars = 0;
+    for (let i = this.arrays.length - unsentCount; i < this.arrays.length && chars < maxChars; i++) {
       const array = this.arrays[i]!;
-      parts.push(`[${array.id},${array.json}]`);
+      const part = `[${array.id},${array.json}]`;
+      parts.push(part);
+      chars += part.length;
       if (array.onSent) sent.push(array.onSent);
       array.onSent = null;
+      this.lastSentId = array.id;
     }
-    this.lastSentId = this.lastQueuedId;
     return `[${parts.join(',')}]`;
   }
 

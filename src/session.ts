@@ -97,6 +97,10 @@ interface BackChannel {
 // until acknowledged.
 const RECYCLE_BYTES = 10 * 1024;
 
+// One chunk carries at most about this many characters of arrays; a
+// bigger backlog leaves in several chunks (see `Outbox.takeUnsent`).
+const MAX_CHUNK_CHARS = 64 * 1024;
+
 // ## The Session class
 //
 // Sessions are `EventEmitter`s, as in 2.1.0:
@@ -226,9 +230,10 @@ export class Session extends EventEmitter {
 
   // ## Flushing
   //
-  // Everything unsent goes down as one chunk. A back channel that does not
-  // stream (`CI=1`, or the handshake response) ends after it, and so does
-  // a streaming one that has carried `RECYCLE_BYTES`. The first chunk ever
+  // What is unsent goes down as one chunk (several, for a large backlog).
+  // A back channel that does not stream (`CI=1`, or the handshake
+  // response) ends after its chunk, and so does a streaming one that has
+  // carried `RECYCLE_BYTES`: the rest waits for the next back channel. The first chunk ever
   // written is the handshake, which moves the session from `init` to `ok`.
   //
   // `res.write()` returning false means the socket's buffer is full: the
@@ -241,13 +246,14 @@ export class Session extends EventEmitter {
     const channel = this.backChannel;
     if (channel === null || channel.blocked) return;
     const sent: SendCallback[] = [];
-    const json = this.outbox.takeUnsent(sent);
+    const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS);
     if (json === null) return;
     const text = channel.framing.chunk(json);
     if (!channel.res.write(text)) this.waitForDrain(channel);
     channel.bytesWritten += text.length;
     this.heartbeat?.refresh();
     if (!channel.streaming || channel.bytesWritten > RECYCLE_BYTES) this.detach(channel.res, true);
+    else if (this.outbox.hasUnsent) this.flush();
     if (this.state === 'init') this.changeState('ok');
     for (const callback of sent) this.callApp(callback);
   }
@@ -268,9 +274,9 @@ export class Session extends EventEmitter {
   // has arrived.
   /** @internal Handles the `AID` of a request (or the `OAID` of a reconnect). */
   acknowledge(arrayId: number): void {
-    const callbacks = this.outbox.acknowledge(arrayId);
-    for (const callback of callbacks) this.callApp(callback);
-    if (callbacks.length > 0 && this.outbox.length === 0 && this.state !== 'closed') this.emitApp('drain');
+    const before = this.outbox.length;
+    for (const callback of this.outbox.acknowledge(arrayId)) this.callApp(callback);
+    if (before > 0 && this.outbox.length === 0 && this.state !== 'closed') this.emitApp('drain');
   }
 
   // `bufferedBytes` lets an app apply backpressure: if a client stops
