@@ -1,6 +1,9 @@
 // Test helpers: a real server on 127.0.0.1 and a raw HTTP client that shows
 // every byte. Nothing here mocks the server; tests talk to it over TCP.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import http from 'node:http';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import browserChannel, { type BrowserChannelMiddleware, type BrowserChannelOptions, type Session } from '../src/index.ts';
 
@@ -177,4 +180,48 @@ export async function until(predicate: () => boolean, ms = 3000, what = 'conditi
     if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
     await delay(5);
   }
+}
+
+// Starts a server in a child process (so load and server use both cores),
+// with the given options source and an extra `/stats` route that runs the
+// garbage collector and reports heap, live sessions and active handles.
+export interface ChildServer {
+  readonly port: number;
+  readonly child: ChildProcess;
+  stderr(): string;
+  stats(): Promise<{ heapUsed: number; sessions: number; resources: number }>;
+  stop(): Promise<void>;
+}
+
+export async function startChildServer(optionsSource: string): Promise<ChildServer> {
+  const source = `
+import http from 'node:http';
+import browserChannel from ${JSON.stringify(fileURLToPath(new URL('../src/index.ts', import.meta.url)))};
+const channel = browserChannel(${optionsSource}, (session) => session.on('message', (m) => session.send(m)));
+channel.on('error', (error) => console.error('APP ERROR', error));
+const server = http.createServer((req, res) => channel(req, res, () => {
+  globalThis.gc?.(); globalThis.gc?.();
+  res.end(JSON.stringify({ heapUsed: process.memoryUsage().heapUsed, sessions: channel.sessionCount,
+    resources: process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').length }));
+}));
+server.keepAliveTimeout = 1000;
+server.listen(0, '127.0.0.1', () => console.log('PORT ' + server.address().port));
+`;
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', source], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let errors = '';
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => (errors += text));
+  let output = '';
+  child.stdout!.setEncoding('utf8');
+  while (!/PORT (\d+)/.test(output)) output += (await once(child.stdout!, 'data'))[0];
+  const port = Number(/PORT (\d+)/.exec(output)![1]);
+  return {
+    port,
+    child,
+    stderr: () => errors,
+    stats: async () => JSON.parse((await request(port, 'GET', '/stats')).body),
+    stop: async () => {
+      child.kill();
+      await once(child, 'exit');
+    },
+  };
 }
