@@ -64,12 +64,16 @@ export interface BrowserChannelMiddleware {
 // typo in an option fails at startup. The session registry is a `Map`
 // owned here and shared with the handler.
 /**
+ * Creates BrowserChannel middleware with default options.
+ * @param onConnect - called with each new session and the request that created it.
+ */
+export function browserChannel(onConnect?: ConnectHandler): BrowserChannelMiddleware;
+/**
  * Creates BrowserChannel middleware.
- * @param options - see {@link BrowserChannelOptions}; may be omitted.
+ * @param options - see {@link BrowserChannelOptions}.
  * @param onConnect - called with each new session and the request that created it.
  * @throws TypeError - when an option is invalid.
  */
-export function browserChannel(onConnect?: ConnectHandler): BrowserChannelMiddleware;
 export function browserChannel(options: BrowserChannelOptions | null | undefined, onConnect?: ConnectHandler): BrowserChannelMiddleware;
 export function browserChannel(
   first?: BrowserChannelOptions | ConnectHandler | null,
