@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // The built site: it builds from the sources, every module has its annotated
 // page, every internal link resolves to a file in site/dist, and in real
 // Chromium the annotated source shows prose and highlighted code side by side.
