@@ -12,7 +12,27 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const esbuild = require('esbuild');
 
+// The browser client: one readable script that defines window.BCSocket,
+// served by the handler at <base>/bcsocket.js. `node scripts/build.js client`
+// builds only this (the tests need it; it takes a fraction of a second).
+function buildClient() {
+  esbuild.buildSync({
+    entryPoints: [join(root, 'src/client/index.ts')],
+    outfile: join(root, 'dist/bcsocket.js'),
+    bundle: true,
+    format: 'iife',
+    target: 'es2020',
+    logLevel: 'warning',
+    banner: { js: '/* BCSocket: a BrowserChannel client for browsers. Readable source: src/client/ */' },
+  });
+}
+if (process.argv[2] === 'client') {
+  buildClient();
+  process.exit(0);
+}
+
 rmSync(join(root, 'dist'), { recursive: true, force: true });
+buildClient();
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 
 mkdirSync(join(root, 'dist/cjs'), { recursive: true });
@@ -26,6 +46,9 @@ esbuild.buildSync({
   logLevel: 'warning',
   // The factory becomes module.exports; the named exports hang off it.
   footer: { js: 'module.exports = Object.assign(module.exports.default, module.exports);' },
+  // import.meta.url (used to find bcsocket.js) means this file, in CommonJS too.
+  banner: { js: 'const importMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+  define: { 'import.meta.url': 'importMetaUrl' },
 });
 writeFileSync(
   join(root, 'dist/cjs/index.d.cts'),

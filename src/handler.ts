@@ -8,6 +8,7 @@
 // |---|---|
 // | `<base>/test` | connection test: host prefix, then buffering-proxy detection |
 // | `<base>/bind` | everything else: create, forward channel, back channel, terminate |
+// | `<base>/bcsocket.js` | the browser client (`client-file.ts`) |
 //
 // ```http
 // POST /channel/bind?VER=8&RID=4242&CVER=1&zx=k2j1&t=1 HTTP/1.1
@@ -24,6 +25,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { framingFor, lengthPrefixed } from './encoding.ts';
 import { ProtocolError, badQuery, unknownSession } from './errors.ts';
+import { serveClient } from './client-file.ts';
 import { CONTENT_TYPE, preflightHeaders, responseHeaders } from './headers.ts';
 import { type DecodeLimits, type ForwardBatch, decodeBody, decodeParsedBody } from './maps.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -79,6 +81,7 @@ export function createHandler(context: HandlerContext): (req: IncomingMessage, r
 
 async function dispatch(context: HandlerContext, route: string, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
   if (req.method === 'OPTIONS') return preflight(context, req, res);
+  if (route === '/bcsocket.js') return serveClient(req, res, responseHeaders(context.options, req, res, null));
   if (route !== '/test' && route !== '/bind') throw notFound();
   if (query.VER !== '8') throw new ProtocolError(400, 'BAD_VERSION', 'Version 8 required');
   if (route === '/test') return testChannel(context, req, res, query);
@@ -86,10 +89,12 @@ async function dispatch(context: HandlerContext, route: string, req: IncomingMes
 }
 
 // A path is ours if it is `base` followed by one more segment. With base
-// `""` (mounted at the root) only the two endpoint names are claimed, so
-// the app keeps every other path.
+// `""` (mounted at the root) only our three paths are claimed, so the app
+// keeps every other one.
+const ROOT_ROUTES = new Set(['/test', '/bind', '/bcsocket.js']);
+
 function routeOf(path: string, base: string): string | null {
-  if (base === '') return path === '/test' || path === '/bind' ? path : null;
+  if (base === '') return ROOT_ROUTES.has(path) ? path : null;
   if (!path.startsWith(`${base}/`)) return null;
   return path.slice(base.length);
 }

@@ -1,0 +1,243 @@
+// # BCSocket: a WebSocket-shaped client for BrowserChannel
+//
+// Pages written for node-browserchannel use `BCSocket`, a small object in
+// the shape of a WebSocket that the original built on Google's compiled
+// Closure client. This is the same API, written from scratch for modern
+// browsers (`fetch` with streaming bodies; no iframes, no XHR):
+//
+// ```js
+// const socket = new BCSocket('/channel', { reconnect: true });
+// socket.onopen = () => socket.send({ hello: 'world' });
+// socket.onmessage = (event) => console.log(event.data);
+// ```
+//
+// A socket outlives its sessions. Each session is a `Channel`
+// (`channel.ts`); when one ends for a reason that allows it, and
+// `reconnect` is on, the socket opens another after a pause that doubles
+// with each failure (with jitter, so that a server restart is not met by
+// every client at the same instant), naming the old session in `OSID` so
+// the server can retire it.
+/** The public browser client: BCSocket, its options and its events. @module */
+import { Channel, type EndKind } from './channel.ts';
+import { type ClientMap, randomToken } from './wire.ts';
+
+// ## Options
+/** Options of a BCSocket; all optional. */
+export interface BCSocketOptions {
+  /** Reconnect after failures, with exponential backoff. Default false. */
+  reconnect?: boolean;
+  /** First reconnect delay in ms (it doubles, up to 30 s). Default 1000. */
+  reconnectTime?: number;
+  /** Query parameters on every request. */
+  extraParams?: Record<string, string>;
+  /** Headers on every request (cross-origin they cost a CORS preflight). */
+  extraHeaders?: Record<string, string>;
+  /** Sent as `CVER` when a session is created; the server exposes it as `session.appVersion`. */
+  appVersion?: string;
+  /** A previous socket whose session the server should retire (`OSID`/`OAID`). */
+  prev?: BCSocket | null;
+  /** Give up at the first failed request instead of retrying. */
+  failFast?: boolean;
+  /** Random token sent on every request so a proxy can keep this socket on one server; `null` turns it off. */
+  affinity?: string | null;
+  /** Name of the affinity parameter. Default `a`. */
+  affinityParam?: string;
+  /** Skip the buffering test and stream (`true`) or long-poll (`false`). Default: test once. */
+  streaming?: boolean;
+}
+
+/** The event handed to `onmessage` and `message` listeners. */
+export interface BCMessageEvent {
+  /** The message: whatever the server passed to `session.send`. */
+  readonly data: unknown;
+}
+
+type Listener = (...args: unknown[]) => void;
+
+// ## Ready states
+//
+// The numbers are the WebSocket ones, as node-browserchannel's were.
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSING = 2;
+const CLOSED = 3;
+
+// ## Which endings allow a reconnect
+//
+// `stop` is the server saying "do not come back"; `local` and `closed` are
+// deliberate. A vanished session is retried at once, a failure after a
+// pause.
+const FINAL: ReadonlySet<EndKind> = new Set(['local', 'stop', 'closed']);
+
+// ## The socket
+/** A BrowserChannel connection with the API of node-browserchannel's BCSocket. */
+export class BCSocket {
+  /** The socket is connecting. */
+  static readonly CONNECTING = CONNECTING;
+  /** The socket is open. */
+  static readonly OPEN = OPEN;
+  /** The socket is closing. */
+  static readonly CLOSING = CLOSING;
+  /** The socket is closed. */
+  static readonly CLOSED = CLOSED;
+  /** Sessions accept messages while connecting. */
+  static readonly canSendWhileConnecting = true;
+  /** `send` takes any JSON value. */
+  static readonly canSendJSON = true;
+  readonly CONNECTING = CONNECTING;
+  readonly OPEN = OPEN;
+  readonly CLOSING = CLOSING;
+  readonly CLOSED = CLOSED;
+
+  /** One of CONNECTING, OPEN, CLOSING, CLOSED. */
+  readyState = CONNECTING;
+  /** The affinity token sent on every request, or null. */
+  readonly affinity: string | null;
+  /** Called when a session opens. */
+  onopen: (() => void) | null = null;
+  /** Called with `{data}` for every message. */
+  onmessage: ((event: BCMessageEvent) => void) | null = null;
+  /** Called with a message when something fails. */
+  onerror: ((message: string) => void) | null = null;
+  /** Called with the reason when the socket closes (before any reconnect). */
+  onclose: ((reason: string) => void) | null = null;
+  /** Called when a reconnect attempt starts. */
+  onconnecting: (() => void) | null = null;
+
+  private channel: Channel | null = null;
+  private streaming: boolean | null;
+  private previous: { sessionId: string; lastArrayId: number } | null = null;
+  private failures = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly base: string;
+  private readonly options: BCSocketOptions;
+  private readonly params: Record<string, string>;
+
+  /**
+   * Opens a socket at once.
+   * @param url - the channel's base URL (`/channel`, or absolute; `ws:` and `wss:` become http).
+   */
+  constructor(url = 'channel', options: BCSocketOptions = {}) {
+    this.base = url.replace(/^ws/, 'http').replace(/\/+$/, '');
+    this.options = options;
+    this.streaming = options.streaming ?? null;
+    this.affinity = options.affinity === null ? null : (options.affinity ?? randomToken());
+    this.params = { ...options.extraParams };
+    if (this.affinity !== null) this.params[options.affinityParam ?? 'a'] = this.affinity;
+    this.previous = options.prev?.lastSession() ?? null;
+    this.connect();
+  }
+
+  // ## Sending
+  //
+  // Strings travel as `{_S: string}`, anything else as `{JSON: text}`,
+  // exactly as the Closure-based BCSocket sent them, so the server's
+  // `message` event gets back what was sent.
+  /** Sends any JSON value; ignored once the socket is closing or closed. */
+  send(message: unknown): void {
+    this.sendMap(typeof message === 'string' ? { _S: message } : { JSON: JSON.stringify(message) });
+  }
+
+  /** Sends a raw map of strings (the server's `map` event). */
+  sendMap(map: ClientMap): void {
+    if (this.readyState === CLOSING || this.readyState === CLOSED) return;
+    this.channel?.send(map);
+  }
+
+  /** Closes the socket and says goodbye to the server; no reconnect follows. */
+  close(): void {
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    if (this.readyState === CLOSED) return;
+    this.readyState = CLOSING;
+    if (this.channel) this.channel.close();
+    else this.closed('Closed');
+  }
+
+  // ## Events, the DOM way too
+  /** Adds a listener for `open`, `message`, `error`, `close` or `connecting`. */
+  addEventListener(type: string, listener: Listener): void {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type)!.add(listener);
+  }
+
+  /** Removes a listener added with `addEventListener`. */
+  removeEventListener(type: string, listener: Listener): void {
+    this.listeners.get(type)?.delete(listener);
+  }
+
+  private fire(type: string, ...args: unknown[]): void {
+    const handler = (this as unknown as Record<string, unknown>)[`on${type}`];
+    if (typeof handler === 'function') handler.apply(this, args);
+    for (const listener of this.listeners.get(type) ?? []) listener.apply(this, args);
+  }
+
+  // ## One session after another
+  private connect(): void {
+    this.readyState = CONNECTING;
+    const channel = new Channel(
+      {
+        base: this.base,
+        appVersion: this.options.appVersion,
+        extraParams: this.params,
+        extraHeaders: this.options.extraHeaders ?? {},
+        streaming: this.streaming,
+        failFast: this.options.failFast === true,
+        previous: this.previous,
+      },
+      {
+        opened: () => this.opened(channel),
+        array: (data) => this.fire('message', { data } satisfies BCMessageEvent),
+        ended: (kind, message) => this.ended(channel, kind, message),
+      },
+    );
+    this.channel = channel;
+    void channel.open();
+  }
+
+  // The buffering test runs once per socket: later sessions reuse its answer.
+  private opened(channel: Channel): void {
+    this.failures = 0;
+    this.streaming = channel.streams;
+    this.readyState = OPEN;
+    this.previous = { sessionId: channel.sessionId!, lastArrayId: channel.lastArrayId };
+    this.fire('open');
+  }
+
+  // When a channel ends, remember its session for `OSID`, report the
+  // reason, and decide whether another session follows.
+  private ended(channel: Channel, kind: EndKind, message: string): void {
+    if (channel.sessionId) this.previous = { sessionId: channel.sessionId, lastArrayId: channel.lastArrayId };
+    this.channel = null;
+    if (kind !== 'local') this.fire('error', message);
+    const again = this.options.reconnect === true && !FINAL.has(kind) && this.readyState !== CLOSING;
+    this.closed(message);
+    if (!again) return;
+    const delay = kind === 'unknown-session' ? 0 : this.backoff();
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.fire('connecting');
+      this.connect();
+    }, delay);
+  }
+
+  private closed(reason: string): void {
+    this.readyState = CLOSED;
+    this.fire('close', reason);
+  }
+
+  // `{prev: oldSocket}` asks the server to retire the old socket's newest
+  // session, whether it is still running or already ended.
+  /** @internal The newest session of this socket, for another socket's `prev`. */
+  lastSession(): { sessionId: string; lastArrayId: number } | null {
+    const channel = this.channel;
+    if (channel?.sessionId) return { sessionId: channel.sessionId, lastArrayId: channel.lastArrayId };
+    return this.previous;
+  }
+
+  private backoff(): number {
+    const base = this.options.reconnectTime ?? 1000;
+    return Math.min(30_000, base * 2 ** this.failures++) * (0.5 + Math.random() / 2);
+  }
+}

@@ -1,0 +1,303 @@
+// # Channel: one session, from the client's side
+//
+// This is the protocol engine of the browser client: it opens one session
+// and keeps it running until the session ends, and then it is done (the
+// socket in `bcsocket.ts` decides whether to start another). It speaks to
+// the server described in the server's own modules:
+//
+// ```text
+// GET  /test?VER=8&MODE=init                  → [null,null]
+// GET  /test?VER=8&TYPE=xmlhttp               → 11111 … 2        buffering check
+// POST /bind?VER=8&RID=4242                   → [[0,["c",SID,…]]] session created
+// GET  /bind?SID=…&RID=rpc&AID=0&CI=0         ← arrays, streamed  back channel
+// POST /bind?SID=…&RID=4243&AID=3             count=1&ofs=0&…     maps up
+// GET  /bind?SID=…&RID=4244&TYPE=terminate                        goodbye
+// ```
+//
+// Everything is `fetch`: a streaming response body gives the back channel,
+// and `keepalive` lets the goodbye outlive the page.
+/** The client-side protocol engine: test, create, forward and back channels. @module */
+import { ChunkReader } from './chunks.ts';
+import { type ClientMap, channelUrl, encodeMaps } from './wire.ts';
+
+// ## What a channel is told, and what it tells
+/** Settings for one channel. */
+export interface ChannelOptions {
+  /** The server's base URL, such as `https://example.com/channel`. */
+  readonly base: string;
+  /** Sent as `CVER` on the create request. */
+  readonly appVersion: string | undefined;
+  /** Query parameters added to every request. */
+  readonly extraParams: Readonly<Record<string, string>>;
+  /** Headers added to every request (cross-origin, they cost a preflight). */
+  readonly extraHeaders: Readonly<Record<string, string>>;
+  /** Back channels stream (`CI=0`) when true, end after each chunk (`CI=1`) when false, are tested when null. */
+  readonly streaming: boolean | null;
+  /** Give up at the first failed request instead of retrying. */
+  readonly failFast: boolean;
+  /** A previous session to retire (`OSID`/`OAID`), or null. */
+  readonly previous: { readonly sessionId: string; readonly lastArrayId: number } | null;
+}
+
+/** Why a channel ended. */
+export type EndKind = 'local' | 'stop' | 'closed' | 'unknown-session' | 'network' | 'failed';
+
+/** Callbacks from a channel to its owner. */
+export interface ChannelEvents {
+  /** The handshake arrived. */
+  opened(): void;
+  /** One array of app data arrived. */
+  array(data: unknown): void;
+  /** The channel is over; it calls this exactly once. */
+  ended(kind: EndKind, message: string): void;
+}
+
+// ## Failure kinds
+//
+// The server answers in the vocabulary of the Closure client
+// (`goog.net.ChannelRequest`): `400` with `Unknown SID` past the body's
+// first character means the session is gone; any other non-200 is fatal;
+// a failed or timed-out request may be retried.
+class Ended extends Error {
+  constructor(readonly kind: EndKind, message: string) {
+    super(message);
+  }
+}
+
+async function check(response: Response): Promise<Response> {
+  if (response.status === 200) return response;
+  const body = await response.text().catch(() => '');
+  if (response.status === 400 && body.indexOf('Unknown SID') > 0) throw new Ended('unknown-session', 'Unknown session ID');
+  throw new Ended('failed', `Request failed with status ${response.status}`);
+}
+
+// The Closure client gives a request 45 s; a back channel that is silent
+// longer than 1.5 × the keep-alive the server announced is also dead.
+const DEFAULT_WATCHDOG_MS = 45_000;
+const RETRIES = 3;
+const MAX_MAPS_PER_REQUEST = 1000;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const retryDelay = (attempt: number): number => Math.min(5000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+
+// ## The channel
+/** One BrowserChannel session seen from the client. */
+export class Channel {
+  /** The session id, once the handshake has arrived. */
+  sessionId: string | null = null;
+  /** The newest array id received (`AID`). */
+  lastArrayId = -1;
+
+  // Maps get ids when queued and stay in `pending` until a forward request
+  // carrying them succeeds; a retry resends the same ids under the same
+  // `RID`, with any maps queued since appended.
+  private readonly pending: Array<{ readonly id: number; readonly map: ClientMap }> = [];
+  private nextMapId = 0;
+  private nextRid = Math.floor(Math.random() * 100_000);
+  private forwardBusy = false;
+  private streaming = true;
+  private watchdogMs = DEFAULT_WATCHDOG_MS;
+  private over = false;
+  private readonly aborts = new Set<AbortController>();
+
+  constructor(
+    private readonly options: ChannelOptions,
+    private readonly events: ChannelEvents,
+  ) {}
+
+  // ## Opening
+  //
+  // The test phase first (unless the owner already knows the answer), then
+  // the create request, then both channels run until the end.
+  /** Runs the channel; resolves when it has ended. */
+  async open(): Promise<void> {
+    try {
+      this.streaming = this.options.streaming ?? (await this.testStreaming());
+      await this.create();
+      void this.flushForward();
+      await this.backChannelLoop();
+    } catch (error) {
+      if (error instanceof Ended) this.end(error.kind, error.message);
+      else this.end('network', 'General network error');
+    }
+  }
+
+  // ### The test phase
+  //
+  // Phase 1 asks `MODE=init` (we do not use host prefixes). Phase 2 reads
+  // `11111` and, two seconds later, `2`: if the first read holds just
+  // `11111`, nothing buffers, and we need not wait for the `2`, so the
+  // request is cut short. The Closure client always waits the two seconds.
+  private async testStreaming(): Promise<boolean> {
+    await check(await this.fetch(channelUrl(this.options.base, '/test', { VER: 8, MODE: 'init', ...this.options.extraParams })));
+    const controller = this.abortable();
+    const response = await check(await this.fetch(channelUrl(this.options.base, '/test', { VER: 8, TYPE: 'xmlhttp', ...this.options.extraParams }), { signal: controller.signal }));
+    const reader = response.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    controller.abort();
+    this.aborts.delete(controller);
+    return first === '11111';
+  }
+
+  // ### Creating the session
+  //
+  // The create request carries whatever the app queued while connecting,
+  // and the server answers with the handshake `["c", sid, hostPrefix, 8]`
+  // (WebChannel servers add a version and their keep-alive interval).
+  private async create(): Promise<void> {
+    const batch = this.pending.slice(0, MAX_MAPS_PER_REQUEST);
+    const previous = this.options.previous;
+    const url = channelUrl(this.options.base, '/bind', {
+      VER: 8, RID: this.nextRid++, CVER: this.options.appVersion, t: 1,
+      OSID: previous?.sessionId, OAID: previous?.lastArrayId, ...this.options.extraParams,
+    });
+    const response = await check(await this.fetch(url, { method: 'POST', body: encodeMaps(batch.map((m) => m.map), 0), headers: FORM }));
+    const [arrays] = new ChunkReader().push(await response.text()) as [Array<[number, unknown[]]>];
+    const handshake = arrays?.[0]?.[1];
+    if (!Array.isArray(handshake) || handshake[0] !== 'c') throw new Ended('failed', 'No handshake from the server');
+    this.sessionId = String(handshake[1]);
+    if (typeof handshake[5] === 'number' && handshake[5] > 0) this.watchdogMs = 1.5 * handshake[5];
+    this.pending.splice(0, batch.length);
+    this.lastArrayId = arrays[0]![0];
+    this.events.opened();
+    this.receive(arrays.slice(1));
+  }
+
+  /** Whether back channels stream (`CI=0`) in this channel. */
+  get streams(): boolean {
+    return this.streaming;
+  }
+
+  // ## Sending
+  /** Queues a map for the server. */
+  send(map: ClientMap): void {
+    this.pending.push({ id: this.nextMapId++, map });
+    void this.flushForward();
+  }
+
+  // One forward request at a time, each carrying everything pending (up to
+  // 1,000 maps). A failed request is retried with the same `RID`, so the
+  // server, which orders by `RID` and drops map ids it has seen, delivers
+  // each map once.
+  private async flushForward(): Promise<void> {
+    if (this.forwardBusy || this.over || this.sessionId === null || this.pending.length === 0) return;
+    this.forwardBusy = true;
+    const rid = this.nextRid++;
+    for (let attempt = 0; !this.over; attempt++) {
+      const batch = this.pending.slice(0, MAX_MAPS_PER_REQUEST);
+      try {
+        const url = this.bindUrl({ RID: rid, AID: this.lastArrayId });
+        await check(await this.fetch(url, { method: 'POST', body: encodeMaps(batch.map((m) => m.map), batch[0]!.id), headers: FORM }));
+        this.pending.splice(0, batch.length);
+        break;
+      } catch (error) {
+        if (!(await this.mayRetry(error, attempt))) break;
+      }
+    }
+    this.forwardBusy = false;
+    void this.flushForward();
+  }
+
+  // ## Receiving
+  //
+  // The back channel is reopened as soon as it ends (the server ends it
+  // after each chunk with `CI=1`, after about 10 KB with `CI=0`). A
+  // watchdog aborts one that has been silent too long. Each request says,
+  // in `AID`, what has arrived, so the server resends anything that was
+  // lost with the previous one; ids already seen are skipped.
+  private async backChannelLoop(): Promise<void> {
+    for (let attempt = 0; !this.over; ) {
+      try {
+        await this.backChannel();
+        attempt = 0;
+      } catch (error) {
+        if (!(await this.mayRetry(error, attempt++))) return;
+      }
+    }
+  }
+
+  private async backChannel(): Promise<void> {
+    const controller = this.abortable();
+    let watchdog = setTimeout(() => controller.abort(), this.watchdogMs);
+    try {
+      const url = this.bindUrl({ RID: 'rpc', AID: this.lastArrayId, CI: this.streaming ? 0 : 1, TYPE: 'xmlhttp' });
+      const response = await check(await this.fetch(url, { signal: controller.signal }));
+      const reader = response.body!.getReader();
+      const decoder = new TextDecoder();
+      const chunks = new ChunkReader();
+      for (let read = await reader.read(); !read.done && !this.over; read = await reader.read()) {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => controller.abort(), this.watchdogMs);
+        for (const arrays of chunks.push(decoder.decode(read.value, { stream: true }))) this.receive(arrays as Array<[number, unknown]>);
+      }
+    } finally {
+      clearTimeout(watchdog);
+      this.aborts.delete(controller);
+    }
+  }
+
+  // `["noop"]` is a heartbeat; `["stop"]` asks us to go away for good;
+  // `["close"]` (from WebChannel servers) is a clean goodbye.
+  private receive(arrays: ReadonlyArray<[number, unknown]>): void {
+    for (const [id, data] of arrays) {
+      if (this.over) return;
+      if (id <= this.lastArrayId) continue;
+      this.lastArrayId = id;
+      const tag = Array.isArray(data) && data.length === 1 ? data[0] : undefined;
+      if (tag === 'noop') continue;
+      if (tag === 'stop') return this.end('stop', 'Stopped by server');
+      if (tag === 'close') return this.end('closed', 'Closed by server');
+      this.events.array(data);
+    }
+  }
+
+  // ## Ending
+  //
+  // `close()` says goodbye with `TYPE=terminate` under the next `RID`, so
+  // the server handles it after every forward request before it, and sends
+  // it `keepalive` so it survives the page being closed.
+  /** Ends the channel from this side, telling the server. */
+  close(): void {
+    if (this.over) return;
+    if (this.sessionId !== null) {
+      const url = this.bindUrl({ RID: this.nextRid++, TYPE: 'terminate' });
+      void this.fetch(url, { keepalive: true }).catch(() => {});
+    }
+    this.end('local', 'Closed');
+  }
+
+  private end(kind: EndKind, message: string): void {
+    if (this.over) return;
+    this.over = true;
+    for (const controller of this.aborts) controller.abort();
+    this.aborts.clear();
+    this.events.ended(kind, message);
+  }
+
+  // A request that failed on the network (or was cut by the watchdog) is
+  // retried after a growing, jittered pause, a few times; a protocol
+  // answer (`Unknown SID`, a bad status) ends the channel at once.
+  private async mayRetry(error: unknown, attempt: number): Promise<boolean> {
+    if (this.over) return false;
+    if (error instanceof Ended) return this.end(error.kind, error.message), false;
+    if (this.options.failFast || attempt >= RETRIES) return this.end('network', 'General network error'), false;
+    await sleep(retryDelay(attempt));
+    return !this.over;
+  }
+
+  // ## Plumbing
+  private bindUrl(params: Record<string, string | number | undefined>): string {
+    return channelUrl(this.options.base, '/bind', { VER: 8, SID: this.sessionId ?? undefined, ...params, ...this.options.extraParams });
+  }
+
+  private fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(url, { ...init, headers: { ...this.options.extraHeaders, ...(init.headers as Record<string, string>) } });
+  }
+
+  private abortable(): AbortController {
+    const controller = new AbortController();
+    this.aborts.add(controller);
+    return controller;
+  }
+}
+
+const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
