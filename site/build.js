@@ -3,7 +3,7 @@
 // The three share one navigation bar, and every link is relative to the
 // same root, so the folder works from any static server with no network.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,13 +42,15 @@ process.chdir(root);
 // 4. One navigation bar on every annotated page.
 // The annotated source starts at the first module in reading order.
 const nav = (prefix) => `<nav class="site-nav"><a href="${prefix}index.html">Guide</a><a href="${prefix}source/${order[0].slice(4, -3)}.html">Annotated source</a><a href="${prefix}api/index.html">API</a></nav>`;
-// docco sorts its jump menu by name; put it back in reading order.
+// docco sorts its jump menu by name; put it back in reading order, with
+// links relative to each page (client modules sit one folder down).
 const pages = order.map((file) => file.replace(/^src\//, '').replace(/\.ts$/, ''));
-const jumpLinks = pages.map((page) => `<a class="source" href="${page}.html">${page}.ts</a>`).join('\n');
-for (const file of readdirSync(join(dist, 'source')).filter((name) => name.endsWith('.html'))) {
-  const path = join(dist, 'source', file);
+for (const page of pages) {
+  const path = join(dist, 'source', `${page}.html`);
+  const up = '../'.repeat(page.split('/').length - 1);
+  const jumpLinks = pages.map((other) => `<a class="source" href="${up}${other}.html">${other}.ts</a>`).join('\n');
   const html = readFileSync(path, 'utf8')
-    .replace('<body>', `<body>\n${nav('../')}`)
+    .replace('<body>', `<body>\n${nav(`../${up}`)}`)
     .replace(/(<div id="jump_page">)[\s\S]*?(<\/div>)/, `$1\n${jumpLinks}\n$2`)
     .replace(/<title>([^<]*)<\/title>/, `<title>$1 · ${title}</title>`);
   writeFileSync(path, html);

@@ -21,7 +21,10 @@
 //
 // The modules below this one, in reading order from the wire up:
 // `headers`, `encoding`, `maps`, `order`, `outbox`, `session`, `handler`.
-/** The factory and the public types. @module */
+/**
+ * The factory and the public types.
+ * @module browserchannel-server
+ */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Next, createHandler } from './handler.ts';

@@ -52,7 +52,8 @@ export interface BCMessageEvent {
   readonly data: unknown;
 }
 
-type Listener = (...args: unknown[]) => void;
+/** A listener for `addEventListener`: `message` listeners get a {@link BCMessageEvent}, `error` and `close` ones a string. */
+export type Listener = (...args: unknown[]) => void;
 
 // ## Ready states
 //
@@ -69,6 +70,12 @@ const CLOSED = 3;
 // pause.
 const FINAL: ReadonlySet<EndKind> = new Set(['local', 'stop', 'closed']);
 
+// In a page, `window`; elsewhere (Node, workers without it) nothing.
+function pageScope(): { addEventListener(type: string, listener: () => void): void; removeEventListener(type: string, listener: () => void): void } | null {
+  const scope = globalThis as { window?: unknown; addEventListener?: unknown };
+  return scope.window === globalThis && typeof scope.addEventListener === 'function' ? (globalThis as never) : null;
+}
+
 // ## The socket
 /** A BrowserChannel connection with the API of node-browserchannel's BCSocket. */
 export class BCSocket {
@@ -84,9 +91,13 @@ export class BCSocket {
   static readonly canSendWhileConnecting = true;
   /** `send` takes any JSON value. */
   static readonly canSendJSON = true;
+  /** The socket is connecting (0). */
   readonly CONNECTING = CONNECTING;
+  /** The socket is open (1). */
   readonly OPEN = OPEN;
+  /** The socket is closing (2). */
   readonly CLOSING = CLOSING;
+  /** The socket is closed (3). */
   readonly CLOSED = CLOSED;
 
   /** One of CONNECTING, OPEN, CLOSING, CLOSED. */
@@ -127,7 +138,13 @@ export class BCSocket {
     if (this.affinity !== null) this.params[options.affinityParam ?? 'a'] = this.affinity;
     this.previous = options.prev?.lastSession() ?? null;
     this.connect();
+    pageScope()?.addEventListener('pagehide', this.onPageHide);
   }
+
+  // When the page goes away, say goodbye: the terminate request is sent
+  // `keepalive`, so the server frees the session (and tells the others it
+  // left) at once instead of after its session timeout.
+  private readonly onPageHide = (): void => this.close();
 
   // ## Sending
   //
@@ -147,6 +164,7 @@ export class BCSocket {
 
   /** Closes the socket and says goodbye to the server; no reconnect follows. */
   close(): void {
+    pageScope()?.removeEventListener('pagehide', this.onPageHide);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     if (this.readyState === CLOSED) return;

@@ -13,11 +13,15 @@
 // <script src="/channel/bcsocket.js"></script>
 // <script>const socket = new BCSocket('/channel');</script>
 // ```
-/** The browser client's public entry. @module */
+/**
+ * The browser client's public entry.
+ * @module browserchannel-server/client
+ */
 import { BCSocket } from './bcsocket.ts';
 
 export { BCSocket } from './bcsocket.ts';
-export type { BCSocketOptions, BCMessageEvent } from './bcsocket.ts';
+export type { BCSocketOptions, BCMessageEvent, Listener } from './bcsocket.ts';
+export type { ClientMap } from './wire.ts';
 
 // ## The global
 //

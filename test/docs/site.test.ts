@@ -27,10 +27,19 @@ function htmlFiles(folder: string): string[] {
   });
 }
 
-test('every module in src/ has an annotated page, in the configured reading order', () => {
-  const modules = readdirSync(join(root, 'src')).filter((name) => name.endsWith('.ts'));
+function sourceFiles(folder: string, prefix = ''): string[] {
+  return readdirSync(folder).flatMap((name) => {
+    const path = join(folder, name);
+    if (statSync(path).isDirectory()) return sourceFiles(path, `${prefix}${name}/`);
+    return name.endsWith('.ts') ? [`${prefix}${name}`] : [];
+  });
+}
+
+test('every module in src/ (client included) has an annotated page, in the configured reading order', () => {
+  const modules = sourceFiles(join(root, 'src'));
   const { order } = JSON.parse(readFileSync(join(root, 'site/modules.json'), 'utf8')) as { order: string[] };
   assert.deepEqual([...order].sort(), modules.map((name) => `src/${name}`).sort(), 'site/modules.json lists every module');
+  assert.ok(modules.includes('client/bcsocket.ts'));
   for (const name of modules) {
     const page = join(dist, 'source', name.replace(/\.ts$/, '.html'));
     assert.ok(existsSync(page), `${page} exists`);
@@ -43,7 +52,7 @@ test('every module in src/ has an annotated page, in the configured reading orde
 });
 
 test('the guide, the API reference and the annotated source are all there', () => {
-  for (const page of ['index.html', 'getting-started.html', 'protocol.html', 'webchannel.html', 'options.html', 'deploying.html', 'differences.html', 'api/index.html', 'api/classes/Session.html']) {
+  for (const page of ['index.html', 'getting-started.html', 'protocol.html', 'webchannel.html', 'options.html', 'deploying.html', 'differences.html', 'api/index.html', 'api/classes/browserchannel-server.Session.html', 'api/classes/browserchannel-server_client.BCSocket.html']) {
     assert.ok(existsSync(join(dist, page)), page);
   }
   console.log(`site pages: ${htmlFiles(dist).length}`);
