@@ -27,7 +27,8 @@ import { framingFor, lengthPrefixed } from './encoding.ts';
 import { ProtocolError, badQuery, unknownSession } from './errors.ts';
 import { serveClient } from './client-file.ts';
 import { CONTENT_TYPE, preflightHeaders, responseHeaders } from './headers.ts';
-import { type DecodeLimits, type ForwardBatch, decodeBody, decodeParsedBody } from './maps.ts';
+import { readBatch } from './body.ts';
+import type { ForwardBatch } from './maps.ts';
 import type { ResolvedOptions } from './options.ts';
 import { Session } from './session.ts';
 import { newSessionId } from './session-id.ts';
@@ -219,7 +220,8 @@ async function create(context: HandlerContext, req: IncomingMessage, res: Server
 function fastHandshake(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): void {
   const requestId = integerParam(query.RID, 'RID');
   checkCapacity(context);
-  const session = startSession(context, req, query, requestId, fastHandshakeBatch(query, decodeLimits(context.options)), 0);
+  const limits = { maxMaps: context.options.maxMapsPerRequest, maxKeys: context.options.maxKeysPerMap };
+  const session = startSession(context, req, query, requestId, fastHandshakeBatch(query, limits), 0);
   session.attachBackChannel(res, framingFor('xmlhttp'), true);
   const initial = { 'X-HTTP-Initial-Response': headerJson(session.takeInitialResponse()) };
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, { ...handshakeHeaders(req, session), ...initial }));
@@ -345,57 +347,6 @@ async function terminate(context: HandlerContext, req: IncomingMessage, res: Ser
   session.terminateAt(requestId);
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
   res.end();
-}
-
-// ## Reading bodies
-//
-// Bytes are counted as they arrive and the request is refused with `413`
-// the moment it passes `maxBodyBytes`; the rest is drained unread, so the
-// connection stays usable and nothing past the limit is held. If an
-// earlier middleware already parsed the body (express's `urlencoded()` or
-// `json()`), its result is used.
-// A body that trickles in is cut off after `bodyTimeout` with `408` and
-// `Connection: close`, so one slow client cannot hold a request (and its
-// buffer) open for ever.
-async function readBatch(req: IncomingMessage, options: ResolvedOptions): Promise<{ batch: ForwardBatch | null; bytes: number }> {
-  const contentType = req.headers['content-type'];
-  const parsed = (req as { body?: unknown }).body;
-  if (parsed !== undefined && req.readableEnded) return { batch: decodeParsedBody(parsed, contentType, decodeLimits(options)), bytes: 0 };
-  const text = await readText(req, options.maxBodyBytes, options.bodyTimeout);
-  return { batch: decodeBody(text, contentType, decodeLimits(options)), bytes: text.length };
-}
-
-function decodeLimits(options: ResolvedOptions): DecodeLimits {
-  return { maxMaps: options.maxMapsPerRequest, maxKeys: options.maxKeysPerMap };
-}
-
-function readText(req: IncomingMessage, limit: number, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const stop = (error: ProtocolError): void => {
-      clearTimeout(timer);
-      req.removeListener('data', onData);
-      req.resume();
-      reject(error);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) return stop(new ProtocolError(413, 'BODY_TOO_LARGE', `Body larger than ${limit} bytes (maxBodyBytes)`));
-      chunks.push(chunk);
-    };
-    const timer = setTimeout(() => stop(new ProtocolError(408, 'TIMEOUT', `Body not received within ${timeoutMs} ms (bodyTimeout)`, { Connection: 'close' })), timeoutMs).unref();
-    if (Number(req.headers['content-length']) > limit) return stop(new ProtocolError(413, 'BODY_TOO_LARGE', `Body larger than ${limit} bytes (maxBodyBytes)`));
-    req.on('data', onData);
-    req.once('end', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    });
-    req.once('error', (error) => stop(new ProtocolError(400, 'BAD_BODY', `Request failed: ${error.message}`)));
-    req.once('close', () => {
-      if (!req.readableEnded) stop(new ProtocolError(400, 'BAD_BODY', 'Request aborted'));
-    });
-  });
 }
 
 // ## Small validators

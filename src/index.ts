@@ -20,7 +20,12 @@
 // session listener handled.
 //
 // The modules below this one, in reading order from the wire up:
-// `headers`, `encoding`, `maps`, `order`, `outbox`, `session`, `handler`.
+// `headers` and `encoding` (what the server writes), `maps` (what clients
+// post), `order`, `inbox` and `outbox` (putting maps in order, keeping
+// arrays until acknowledged), `session-id` and `session` (one client's
+// conversation), `webchannel` (the WebChannel extensions), `errors`,
+// `body` and `handler` (HTTP in and out), `options`, `client-file`; and
+// in `client/`, the browser client.
 /**
  * The factory and the public types.
  * @module browserchannel-server

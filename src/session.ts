@@ -21,7 +21,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Framing } from './encoding.ts';
 import type { ClientMap, ForwardBatch, ForwardItem } from './maps.ts';
-import { Sequencer } from './order.ts';
+import { Inbox, type InboxLimits } from './inbox.ts';
 import { Outbox, type SendCallback } from './outbox.ts';
 
 // ## States
@@ -67,11 +67,7 @@ export interface SessionInit {
 }
 
 /** Per-session memory bounds, from the options of the same names. */
-export interface SessionLimits {
-  /** Most forward requests held for reordering. */
-  readonly maxHeldRequests: number;
-  /** Most body bytes held for reordering. */
-  readonly maxHeldBytes: number;
+export interface SessionLimits extends InboxLimits {
   /** Most unacknowledged JSON characters. */
   readonly maxBufferedBytes: number;
   /** Most unacknowledged arrays. */
@@ -136,17 +132,14 @@ export class Session extends EventEmitter {
 
   // ### Fields
   //
-  // Down: the outbox of arrays and the one back channel, if any. Up: two
-  // sequencers, requests in `RID` order (old ones replayed, since a retry
-  // may carry extra maps) and maps in map-id order (old ones dropped, so
-  // nothing is delivered twice). Timers: `heartbeat` runs while a back
+  // Down: the outbox of arrays and the one back channel, if any. Up: the
+  // inbox, which puts maps back in order. Timers: `heartbeat` runs while a back
   // channel is open, `idleTimeout` while none is; both are `unref`ed and
   // cleared in `close()`, so a session never keeps the process alive.
   private readonly outbox = new Outbox();
   private backChannel: BackChannel | null = null;
   private flushScheduled = false;
-  private readonly requests: Sequencer<() => void>;
-  private readonly maps: Sequencer<ForwardItem>;
+  private readonly inbox: Inbox;
   private heartbeat: NodeJS.Timeout | null = null;
   private idleTimeout: NodeJS.Timeout | null = null;
   private readonly init: SessionInit;
@@ -163,9 +156,7 @@ export class Session extends EventEmitter {
     this.webChannel = init.webChannel;
     this.httpSessionId = init.httpSessionId;
     this.httpSessionIdParam = init.httpSessionIdParam;
-    const { maxHeldRequests, maxHeldBytes } = init.limits;
-    this.requests = new Sequencer(init.firstRequestId, (deliver) => deliver(), true, { count: maxHeldRequests, weight: maxHeldBytes });
-    this.maps = new Sequencer(0, (item) => this.deliver(item), false, { count: Infinity, weight: maxHeldBytes });
+    this.inbox = new Inbox(init.firstRequestId, init.limits, (item) => this.deliver(item));
     this.armIdleTimeout();
     this.outbox.queue(init.handshake, null, null);
   }
@@ -359,43 +350,27 @@ export class Session extends EventEmitter {
 
   // ## Receiving
   //
-  // A decoded body joins the request sequencer under its `RID`; when its
-  // turn comes, its items join the map sequencer under their map ids, and
-  // each map is delivered when all before it have been.
-  //
-  // Both sequencers weigh what they hold by the bytes of the body it came
-  // in, so `maxHeldBytes` bounds both. If a client overflows them, the
-  // session closes with a reason naming the limit, and `receive` returns
-  // that reason so the handler can say the same in a `400`.
+  // The inbox (`inbox.ts`) puts batches back in `RID` order and maps in
+  // map-id order; each map then reaches the app as `map` and, if it
+  // carries one, `message`. A client that overflows what the inbox may
+  // hold ends its session, and `receive` returns the reason so the handler
+  // can say the same in a `400`.
   /**
    * @internal Delivers a decoded forward-channel body in `RID` and map-id order.
    * @param bodyBytes - size of the body, counted while it waits for its turn.
    * @returns null, or the reason the session closed because a limit overflowed.
    */
   receive(requestId: number, batch: ForwardBatch | null, bodyBytes = 0): string | null {
-    let overflow: string | null = null;
-    const deliver = (): void => {
-      overflow = this.deliverBatch(batch, bodyBytes);
-    };
-    if (!this.requests.offer(requestId, deliver, bodyBytes)) overflow = OVERFLOW.requests(this.init.limits);
+    const overflow = this.inbox.receive(requestId, batch, bodyBytes);
     if (overflow !== null) this.close(overflow);
     return overflow;
   }
 
-  private deliverBatch(batch: ForwardBatch | null, bodyBytes: number): string | null {
-    if (batch === null || this.state === 'closed') return null;
-    const weight = batch.items.length === 0 ? 0 : bodyBytes / batch.items.length;
-    for (let index = 0; index < batch.items.length; index++) {
-      if (!this.maps.offer(batch.ofs + index, batch.items[index]!, weight)) return OVERFLOW.maps(this.init.limits);
-    }
-    return null;
-  }
-
   // A terminate must not overtake data the client sent before it, so it
-  // waits in the same request sequencer.
+  // waits its turn in the inbox.
   /** @internal Closes the session with "Disconnected" once every earlier `RID` is handled. */
   terminateAt(requestId: number): void {
-    this.requests.offer(requestId, () => this.close('Disconnected'));
+    this.inbox.runAt(requestId, () => this.close('Disconnected'));
   }
 
   private deliver(item: ForwardItem): void {
@@ -416,8 +391,7 @@ export class Session extends EventEmitter {
     this.changeState('closed');
     this.clearIdleTimeout();
     if (this.backChannel) this.detach(this.backChannel.res, true);
-    this.requests.clear();
-    this.maps.clear();
+    this.inbox.clear();
     this.init.onClosed(this);
     this.emitApp('close', reason);
     const error = new Error(reason ?? 'closed');
@@ -481,13 +455,6 @@ export class Session extends EventEmitter {
     else this.init.onAppError(error, this);
   }
 }
-
-// The reasons a session gives when a client overflows what it may hold.
-const OVERFLOW = {
-  requests: (limits: SessionLimits) =>
-    `Reorder buffer over ${limits.maxHeldRequests} requests or ${limits.maxHeldBytes} bytes (maxHeldRequests, maxHeldBytes)`,
-  maps: (limits: SessionLimits) => `Reorder buffer over ${limits.maxHeldBytes} bytes of maps (maxHeldBytes)`,
-};
 
 // ## Typed events
 //

@@ -2,23 +2,12 @@
 // by the real client from @firebase/webchannel-wrapper, plus raw-HTTP checks
 // of the wire details behind each.
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import browserChannel, { type Session } from '../src/index.ts';
 import { createSession, delay, openStream, parseChunks, request, startServer, until, type TestServer } from './helpers.ts';
-
-const require = createRequire(import.meta.url);
-(globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest ??= require('browserchannel/XMLHttpRequest.js').XMLHttpRequest;
-// The client's 45 s watchdogs would hold the test process open after the
-// channels close; in a browser tab they are harmless. Unref the long ones.
-const nodeSetTimeout = globalThis.setTimeout;
-globalThis.setTimeout = ((callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
-  const timer = nodeSetTimeout(callback, ms, ...args);
-  if ((ms ?? 0) >= 5000) timer.unref();
-  return timer;
-}) as typeof setTimeout;
+import { openWebChannel, type WebChannel } from './webchannel-client.ts';
 
 // navigator.sendBeacon as a browser provides it: a POST that nobody awaits.
 const beacons: string[] = [];
@@ -30,30 +19,8 @@ const beacons: string[] = [];
   },
 };
 
-interface WebChannel {
-  open(): void;
-  close(): void;
-  send(message: unknown): void;
-  listen(type: string, listener: (event: { data?: unknown }) => void): void;
-}
-const wc = require('@firebase/webchannel-wrapper/webchannel-blob') as {
-  createWebChannelTransport(): { createWebChannel(url: string, options: Record<string, unknown>): WebChannel };
-  WebChannel: { EventType: { OPEN: string; CLOSE: string; ERROR: string; MESSAGE: string } };
-};
-const { EventType } = wc.WebChannel;
-
-function channel(url: string, options: Record<string, unknown>, before?: (channel: WebChannel) => void) {
-  const client = wc.createWebChannelTransport().createWebChannel(url, { useFetchStreams: true, ...options });
-  const received: unknown[] = [];
-  const events: string[] = [];
-  client.listen(EventType.MESSAGE, (event) => received.push(event.data));
-  client.listen(EventType.ERROR, () => events.push('error'));
-  client.listen(EventType.CLOSE, () => events.push('close'));
-  const opened = new Promise<void>((resolve) => client.listen(EventType.OPEN, () => resolve()));
-  before?.(client);
-  client.open();
-  return { client, received, events, opened };
-}
+const channel = (url: string, options: Record<string, unknown>, beforeOpen?: (client: WebChannel) => void) =>
+  openWebChannel(url, { useFetchStreams: true, ...options }, beforeOpen);
 
 describe('WebChannel options with the real client', () => {
   let server: TestServer;

@@ -1,49 +1,15 @@
 // Google's WebChannel client (@firebase/webchannel-wrapper, the transport under
 // Firestore's web SDK) against our server, with XHR and with fetch streams.
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import type { Session } from '../src/index.ts';
 import { startServer, until, type TestServer } from './helpers.ts';
+import { openWebChannel } from './webchannel-client.ts';
 
-const require = createRequire(import.meta.url);
-// Node has no XMLHttpRequest; the one browserchannel@2.1.0 ships is enough
-// for the client's XHR mode (useFetchStreams: false).
-(globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest ??= require('browserchannel/XMLHttpRequest.js').XMLHttpRequest;
-
-interface WebChannel {
-  open(): void;
-  close(): void;
-  send(message: unknown): void;
-  listen(type: string, listener: (event: { data?: unknown; status?: number }) => void): void;
-}
-interface WebChannelModule {
-  createWebChannelTransport(): { createWebChannel(url: string, options: Record<string, unknown>): WebChannel };
-  WebChannel: { EventType: { OPEN: string; CLOSE: string; ERROR: string; MESSAGE: string } };
-}
-// The client arms 45 s watchdogs that outlive a closed channel. A browser tab
-// does not care; a Node test process would wait for them, so the client's
-// long timers are unref'd. (The server's own timers are unref'd already.)
-const nodeSetTimeout = globalThis.setTimeout;
-globalThis.setTimeout = ((callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
-  const timer = nodeSetTimeout(callback, ms, ...args);
-  if ((ms ?? 0) >= 5000) timer.unref();
-  return timer;
-}) as typeof setTimeout;
-const wc = require('@firebase/webchannel-wrapper/webchannel-blob') as WebChannelModule;
-const { EventType } = wc.WebChannel;
-
-function open(url: string, options: Record<string, unknown>) {
-  const channel = wc.createWebChannelTransport().createWebChannel(url, options);
-  const received: unknown[] = [];
-  const events: string[] = [];
-  channel.listen(EventType.MESSAGE, (event) => received.push(event.data));
-  channel.listen(EventType.ERROR, () => events.push('error'));
-  channel.listen(EventType.CLOSE, () => events.push('close'));
-  const opened = new Promise<void>((resolve) => channel.listen(EventType.OPEN, () => resolve()));
-  channel.open();
-  return { channel, received, events, opened };
-}
+const open = (url: string, options: Record<string, unknown>) => {
+  const opened = openWebChannel(url, options);
+  return { ...opened, channel: opened.client };
+};
 
 for (const useFetchStreams of [false, true]) {
   describe(`WebChannel client, useFetchStreams: ${useFetchStreams}`, { concurrency: true }, () => {

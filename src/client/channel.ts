@@ -289,10 +289,15 @@ export class Channel {
     return channelUrl(this.options.base, '/bind', { VER: 8, SID: this.sessionId ?? undefined, ...params, ...this.options.extraParams });
   }
 
+  // Every request carries the app's `extraHeaders`. Cross-origin, any
+  // header beyond the few a form may send makes the browser ask first
+  // (a CORS preflight), which the server answers (`headers.ts`).
   private fetch(url: string, init: RequestInit = {}): Promise<Response> {
     return fetch(url, { ...init, headers: { ...this.options.extraHeaders, ...(init.headers as Record<string, string>) } });
   }
 
+  // Every request that may hang (the test and back channels) gets an
+  // `AbortController`, kept until it finishes, so `end()` can cut them all.
   private abortable(): AbortController {
     const controller = new AbortController();
     this.aborts.add(controller);
@@ -300,4 +305,6 @@ export class Channel {
   }
 }
 
+// Forward bodies are forms: a "simple" content type, so a cross-origin
+// POST without extra headers needs no preflight.
 const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
