@@ -13,9 +13,10 @@
 // ```
 //
 // This module owns everything that lives as long as the session: its
-// state, the arrays waiting to go down or to be acknowledged, the current
-// back channel, the two sequencers that order what comes up, and the
-// session's two timers. The HTTP details stay in `handler.ts`.
+// state, the current back channel and the session's two timers, and it
+// ties together the outbox (`outbox.ts`: arrays waiting to go down or to
+// be acknowledged) and the inbox (`inbox.ts`: maps put back in order on
+// the way up). The HTTP details stay in `handler.ts`.
 /** The Session class: state machine, outgoing arrays, acks and timers. @module */
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
@@ -224,8 +225,9 @@ export class Session extends EventEmitter {
   // What is unsent goes down as one chunk (several, for a large backlog).
   // A back channel that does not stream (`CI=1`, or the handshake
   // response) ends after its chunk, and so does a streaming one that has
-  // carried `RECYCLE_BYTES`: the rest waits for the next back channel. The first chunk ever
-  // written is the handshake, which moves the session from `init` to `ok`.
+  // carried `RECYCLE_BYTES`: the rest waits for the next back channel.
+  // The first chunk ever written is the handshake, which moves the session
+  // from `init` to `ok`.
   //
   // `res.write()` returning false means the socket's buffer is full: the
   // client is not reading. Writing on would pile the same arrays up in
