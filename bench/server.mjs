@@ -1,0 +1,98 @@
+// One benchmark peer in its own process: `node bench/server.mjs <peer>`.
+// Every peer runs the same tiny app: echo each message, and on
+// {push: n, size} send n messages of about `size` bytes. GET /__stats
+// reports memory after a full GC (run node with --expose-gc).
+import http from 'node:http';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const peer = process.argv[2];
+const payload = (size) => 'x'.repeat(Math.max(0, size - 12));
+let sessions = 0;
+let received = 0;
+
+function app(send, message) {
+  received++;
+  if (message && typeof message === 'object' && message.push) {
+    const text = payload(message.size);
+    for (let i = 0; i < message.push; i++) send({ i, text });
+  } else if (message && typeof message === 'object' && message.bulk) {
+    // forward-throughput messages: counted, not answered
+  } else {
+    send(message);
+  }
+}
+
+function stats(req, res) {
+  if (req.url !== '/__stats') return false;
+  globalThis.gc?.();
+  globalThis.gc?.();
+  const memory = process.memoryUsage();
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify({ heapUsed: memory.heapUsed, rss: memory.rss, sessions, received }));
+  return true;
+}
+
+const servers = {
+  // This project, from the built package (npm run build).
+  async ours() {
+    const { default: browserChannel } = await import('../dist/esm/index.js');
+    const channel = browserChannel({}, (session) => {
+      sessions++;
+      session.on('message', (message) => app((m) => session.send(m), message));
+      session.on('close', () => sessions--);
+    });
+    return http.createServer((req, res) => stats(req, res) || channel(req, res));
+  },
+  // node-browserchannel 2.1.0's server.
+  async bc210() {
+    const browserChannel = require('browserchannel').server;
+    const channel = browserChannel({}, (session) => {
+      sessions++;
+      session.on('message', (message) => app((m) => session.send(m), message));
+      session.on('close', () => sessions--);
+    });
+    return http.createServer((req, res) => stats(req, res) || channel(req, res, () => res.end()));
+  },
+  // engine.io, long-polling only (the same kind of work as BrowserChannel).
+  async engineio() {
+    const { Server } = require('engine.io');
+    const engine = new Server({ transports: ['polling'], pingInterval: 25_000, pingTimeout: 60_000, maxHttpBufferSize: 1e7 });
+    engine.on('connection', (socket) => {
+      sessions++;
+      socket.on('message', (data) => app((m) => socket.send(JSON.stringify(m)), JSON.parse(data)));
+      socket.on('close', () => sessions--);
+    });
+    const server = http.createServer((req, res) => stats(req, res) || engine.handleRequest(req, res));
+    return server;
+  },
+  // sockjs, xhr-streaming.
+  async sockjs() {
+    const sockjs = require('sockjs');
+    const service = sockjs.createServer({ prefix: '/echo', log: () => {}, disconnect_delay: 30_000 });
+    service.on('connection', (connection) => {
+      sessions++;
+      connection.on('data', (data) => app((m) => connection.write(JSON.stringify(m)), JSON.parse(data)));
+      connection.on('close', () => sessions--);
+    });
+    const server = http.createServer((req, res) => {
+      if (stats(req, res)) return;
+      res.writeHead(404);
+      res.end();
+    });
+    service.installHandlers(server);
+    return server;
+  },
+  // The ceiling: node:http answering a fixed 200.
+  async bare() {
+    return http.createServer((req, res) => {
+      if (stats(req, res)) return;
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end('ok');
+    });
+  },
+};
+
+const server = await servers[peer]();
+server.keepAliveTimeout = 30_000;
+server.listen(0, '127.0.0.1', () => console.log(`PORT ${server.address().port}`));
