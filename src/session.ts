@@ -242,11 +242,15 @@ export class Session extends EventEmitter {
     const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS);
     if (json === null) return;
     const text = channel.framing.chunk(json);
-    if (!channel.res.write(text)) this.waitForDrain(channel);
     channel.bytesWritten += text.length;
-    this.heartbeat?.refresh();
-    if (!channel.streaming || channel.bytesWritten > RECYCLE_BYTES) this.detach(channel.res, true);
-    else if (this.outbox.hasUnsent) this.flush();
+    if (!channel.streaming || channel.bytesWritten > RECYCLE_BYTES) {
+      // The last chunk of this response: one write that also ends it.
+      this.detach(channel.res, true, text);
+    } else {
+      if (!channel.res.write(text)) this.waitForDrain(channel);
+      this.heartbeat?.refresh();
+      if (this.outbox.hasUnsent) this.flush();
+    }
     if (this.state === 'init') this.changeState('ok');
     for (const callback of sent) this.callApp(callback);
   }
@@ -325,15 +329,16 @@ export class Session extends EventEmitter {
 
   // `detach` is the one place a back channel stops being the back channel,
   // whether we end it or the client went away. A response that is no
-  // longer the current one is left alone.
-  private detach(res: ServerResponse, end: boolean): void {
+  // longer the current one is left alone. A last chunk, if any, goes out
+  // in the same write as the end of the response: one system call, not two.
+  private detach(res: ServerResponse, end: boolean, lastChunk = ''): void {
     const channel = this.backChannel;
     if (channel === null || channel.res !== res) return;
     this.backChannel = null;
     res.removeListener('close', channel.onGone);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
-    if (end && !res.writableEnded) res.end(channel.framing.close());
+    if (end && !res.writableEnded) res.end(lastChunk + channel.framing.close());
     if (this.state !== 'closed') this.armIdleTimeout();
   }
 
