@@ -59,6 +59,28 @@ function stream(port, method, path, body, onText, headers = {}) {
 }
 const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
 
+// One forward request in flight at a time, as the real clients do:
+// messages queued meanwhile go in the next request, up to 1000 a request.
+// `post(batch)` sends one batch (BrowserChannel also posts empty batches,
+// to acknowledge).
+function serialSender(post) {
+  const queue = [];
+  let busy = false;
+  return {
+    get busy() {
+      return busy;
+    },
+    async send(messages) {
+      queue.push(...messages);
+      if (busy) return;
+      busy = true;
+      do await post(queue.splice(0, 1000));
+      while (queue.length > 0);
+      busy = false;
+    },
+  };
+}
+
 // ## Clients, one per protocol
 //
 // Each client can `handshake()` (create a session and leave it) and
@@ -101,29 +123,20 @@ function browserChannelClient(port) {
         }
       };
       void backLoop();
-      // Acknowledge what arrived even when not sending, as real clients do.
       let acked = 0;
+      const sender = serialSender(async (batch) => {
+        if (!open) return;
+        const body = [`count=${batch.length}`, batch.length ? `ofs=${nextMap}` : '', ...batch.map((m, i) => `req${i}_JSON=${encodeURIComponent(JSON.stringify(m))}`)].filter(Boolean).join('&');
+        nextMap += batch.length;
+        acked = aid;
+        await call(port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=${++rid}&AID=${aid}`, body, FORM);
+      });
+      // Acknowledge what arrived even when not sending, as real clients do.
       const ackTimer = setInterval(() => {
-        if (aid > acked && !busy) send([]);
+        if (aid > acked && !sender.busy) void sender.send([]);
       }, 100);
-      let busy = false;
-      const queue = [];
-      const send = async (messages) => {
-        queue.push(...messages);
-        if (busy) return;
-        busy = true;
-        while (open) {
-          const batch = queue.splice(0, 1000);
-          const body = [`count=${batch.length}`, batch.length ? `ofs=${nextMap}` : '', ...batch.map((m, i) => `req${i}_JSON=${encodeURIComponent(JSON.stringify(m))}`)].filter(Boolean).join('&');
-          nextMap += batch.length;
-          acked = aid;
-          await call(port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=${++rid}&AID=${aid}`, body, FORM);
-          if (queue.length === 0) break;
-        }
-        busy = false;
-      };
       return {
-        send,
+        send: (messages) => sender.send(messages),
         async close() {
           open = false;
           clearInterval(ackTimer);
@@ -143,8 +156,6 @@ function engineIoClient(port) {
       const sid = await create();
       let open = true;
       const base = `/engine.io/?EIO=4&transport=polling&sid=${sid}`;
-      let busy = false;
-      const queue = [];
       const post = (body) => call(port, 'POST', base, body, { 'Content-Type': 'text/plain;charset=UTF-8' });
       const poll = async () => {
         while (open) {
@@ -157,14 +168,10 @@ function engineIoClient(port) {
         }
       };
       void poll();
-      const send = async (messages) => {
-        queue.push(...messages);
-        if (busy) return;
-        busy = true;
-        while (open && queue.length) await post(queue.splice(0, 1000).map((m) => `4${JSON.stringify(m)}`).join('\x1e'));
-        busy = false;
-      };
-      return { send, close: async () => ((open = false), await post('1').catch(() => {})) };
+      const sender = serialSender(async (batch) => {
+        if (open && batch.length) await post(batch.map((m) => `4${JSON.stringify(m)}`).join('\x1e'));
+      });
+      return { send: (messages) => sender.send(messages), close: async () => ((open = false), await post('1').catch(() => {})) };
     },
   };
 }
@@ -197,19 +204,10 @@ function sockjsClient(port) {
       };
       void backLoop();
       await ready;
-      let busy = false;
-      const queue = [];
-      const send = async (messages) => {
-        queue.push(...messages);
-        if (busy) return;
-        busy = true;
-        while (open && queue.length) {
-          const batch = queue.splice(0, 1000).map((m) => JSON.stringify(m));
-          await call(port, 'POST', `/echo/${id}/xhr_send`, JSON.stringify(batch), { 'Content-Type': 'text/plain' });
-        }
-        busy = false;
-      };
-      return { send, close: async () => ((open = false), back?.abort()) };
+      const sender = serialSender(async (batch) => {
+        if (open && batch.length) await call(port, 'POST', `/echo/${id}/xhr_send`, JSON.stringify(batch.map((m) => JSON.stringify(m))), { 'Content-Type': 'text/plain' });
+      });
+      return { send: (messages) => sender.send(messages), close: async () => ((open = false), back?.abort()) };
     },
   };
 }

@@ -158,7 +158,7 @@ function hostPrefix(options: ResolvedOptions): string | null {
   return prefixes.length === 0 ? null : prefixes[Math.floor(Math.random() * prefixes.length)]!;
 }
 
-// ## Bind: one URL, four jobs
+// ## Bind: one URL, five jobs
 //
 // | method | `SID` | `TYPE` | job |
 // |---|---|---|---|

@@ -71,8 +71,14 @@ async function check(response: Response): Promise<Response> {
   throw new Ended('failed', `Request failed with status ${response.status}`);
 }
 
+// ## Timing and sizes
+//
 // The Closure client gives a request 45 s; a back channel that is silent
 // longer than 1.5 × the keep-alive the server announced is also dead.
+// A failed request is retried three times, after 250 ms, 500 ms and 1 s
+// (each scaled by a random half to a whole, so that clients cut off
+// together do not come back together), and a batch holds at most the
+// 1,000 maps the server accepts by default (`maxMapsPerRequest`).
 const DEFAULT_WATCHDOG_MS = 45_000;
 const RETRIES = 3;
 const MAX_MAPS_PER_REQUEST = 1000;
@@ -90,6 +96,9 @@ export class Channel {
   // Maps get ids when queued and stay in `pending` until a forward request
   // carrying them succeeds; a retry resends the same ids under the same
   // `RID`, with any maps queued since appended.
+  //
+  // `RID`s start at a random number below 100,000, as the Closure
+  // client's do (`WebChannelBase.open_`).
   private readonly pending: Array<{ readonly id: number; readonly map: ClientMap }> = [];
   private nextMapId = 0;
   private nextRid = Math.floor(Math.random() * 100_000);
