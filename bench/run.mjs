@@ -351,22 +351,35 @@ const add = (name, unit, better, perPeer) => {
   console.log(`${name}: ${JSON.stringify(report.scenarios[name].median)}`);
 };
 
-add('handshake (sessions/s)', 'per s', 'higher', await measure(['ours', 'bc210', 'engineio', 'sockjs', 'bare'], scenarios.handshake));
-if (process.env.BENCH_ONLY === 'handshake') process.exit(0);
-add('push 50 B (messages/s)', 'per s', 'higher', await measure(streaming, scenarios.push(50)));
-add('push 4 KB (messages/s)', 'per s', 'higher', await measure(streaming, scenarios.push(4096)));
-add('forward (messages/s)', 'per s', 'higher', await measure(streaming, scenarios.forward));
-const latency = await measure(streaming, scenarios.latency);
-add('latency p50 (ms)', 'ms', 'lower', Object.fromEntries(Object.entries(latency).map(([p, v]) => [p, v.map((x) => x.p50)])));
-add('latency p99 (ms)', 'ms', 'lower', Object.fromEntries(Object.entries(latency).map(([p, v]) => [p, v.map((x) => x.p99)])));
-const idle = {};
-for (const peer of ['ours', 'bc210', 'engineio']) idle[peer] = await memory(peer);
-add(`idle heap per session (bytes, ${MEMORY_SESSIONS} sessions)`, 'bytes', 'lower', Object.fromEntries(Object.entries(idle).map(([p, v]) => [p, [v.heapPerSession]])));
-add(`idle RSS per session (bytes, ${MEMORY_SESSIONS} sessions)`, 'bytes', 'lower', Object.fromEntries(Object.entries(idle).map(([p, v]) => [p, [v.rssPerSession]])));
-const churned = {};
-for (const peer of ['ours', 'bc210', 'engineio']) churned[peer] = await churn(peer);
-add('heap growth after 20k sessions opened and closed (MB)', 'MB', 'lower', Object.fromEntries(Object.entries(churned).map(([p, v]) => [p, [v.heapGrowthMB]])));
-report.sessionsLeftAfterChurn = Object.fromEntries(Object.entries(churned).map(([p, v]) => [p, v.sessionsLeft]));
+// BENCH_ONLY=handshake,memory runs just those groups (a quick look while
+// working); results files are written only by a full run.
+const only = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
+const want = (group) => only.size === 0 || only.has(group);
+if (want('handshake')) add('handshake (sessions/s)', 'per s', 'higher', await measure(['ours', 'bc210', 'engineio', 'sockjs', 'bare'], scenarios.handshake));
+if (want('push')) add('push 50 B (messages/s)', 'per s', 'higher', await measure(streaming, scenarios.push(50)));
+if (want('push')) add('push 4 KB (messages/s)', 'per s', 'higher', await measure(streaming, scenarios.push(4096)));
+if (want('forward')) add('forward (messages/s)', 'per s', 'higher', await measure(streaming, scenarios.forward));
+if (want('latency')) {
+  const latency = await measure(streaming, scenarios.latency);
+  add('latency p50 (ms)', 'ms', 'lower', Object.fromEntries(Object.entries(latency).map(([p, v]) => [p, v.map((x) => x.p50)])));
+  add('latency p99 (ms)', 'ms', 'lower', Object.fromEntries(Object.entries(latency).map(([p, v]) => [p, v.map((x) => x.p99)])));
+}
+if (want('memory')) {
+  const idle = {};
+  for (const peer of ['ours', 'bc210', 'engineio']) idle[peer] = await memory(peer);
+  add(`idle heap per session (bytes, ${MEMORY_SESSIONS} sessions)`, 'bytes', 'lower', Object.fromEntries(Object.entries(idle).map(([p, v]) => [p, [v.heapPerSession]])));
+  add(`idle RSS per session (bytes, ${MEMORY_SESSIONS} sessions)`, 'bytes', 'lower', Object.fromEntries(Object.entries(idle).map(([p, v]) => [p, [v.rssPerSession]])));
+}
+if (want('churn')) {
+  const churned = {};
+  for (const peer of ['ours', 'bc210', 'engineio']) churned[peer] = await churn(peer);
+  add('heap growth after 20k sessions opened and closed (MB)', 'MB', 'lower', Object.fromEntries(Object.entries(churned).map(([p, v]) => [p, [v.heapGrowthMB]])));
+  report.sessionsLeftAfterChurn = Object.fromEntries(Object.entries(churned).map(([p, v]) => [p, v.sessionsLeft]));
+}
+if (only.size > 0) {
+  agent.destroy();
+  process.exit(0);
+}
 report.seconds = Math.round((Date.now() - started) / 1000);
 
 // ## Ratios: ours against each peer, from the same run

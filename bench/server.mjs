@@ -24,6 +24,11 @@ function app(send, message) {
 }
 
 function stats(req, res) {
+  if (req.url === '/__cpu') {
+    const cpu = process.cpuUsage();
+    res.end(String(cpu.user + cpu.system));
+    return true;
+  }
   if (req.url !== '/__stats') return false;
   globalThis.gc?.();
   globalThis.gc?.();
@@ -96,3 +101,4 @@ const servers = {
 const server = await servers[peer]();
 server.keepAliveTimeout = 30_000;
 server.listen(0, '127.0.0.1', () => console.log(`PORT ${server.address().port}`));
+process.on('SIGTERM', () => process.exit(0));

@@ -26,12 +26,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { framingFor, lengthPrefixed } from './encoding.ts';
 import { ProtocolError, badQuery, unknownSession } from './errors.ts';
 import { serveClient } from './client-file.ts';
-import { CONTENT_TYPE, preflightHeaders, responseHeaders } from './headers.ts';
+import { CONTENT_TYPE, preflightHeaders, responseHeaders, shareHeaderValues } from './headers.ts';
 import { readBatch } from './body.ts';
 import type { ForwardBatch } from './maps.ts';
 import type { ResolvedOptions } from './options.ts';
-import { Session } from './session.ts';
+import { Session, type SessionHost } from './session.ts';
 import { newSessionId } from './session-id.ts';
+import { type Query, parseQuery } from './query.ts';
 import {
   checkHttpSessionId,
   fastHandshakeBatch,
@@ -48,8 +49,8 @@ import {
 // ## What the handler works with
 //
 // Everything shared between requests lives in one `HandlerContext`, built
-// once by the factory: the options, the session registry, and the app's
-// callbacks. Sessions are kept in a `Map`, not a plain object: 2.1.0's
+// once by the factory: the options, the session registry, the app's
+// callbacks, and the `SessionHost` every session is created with. Sessions are kept in a `Map`, not a plain object: 2.1.0's
 // `sessions[SID]` let `SID=__proto__` reach `Object.prototype` and crash.
 /** State shared by every request of one middleware. */
 export interface HandlerContext {
@@ -61,13 +62,12 @@ export interface HandlerContext {
   readonly onConnect: (session: Session, req: IncomingMessage) => void;
   /** Where exceptions from app code go when no session listener takes them. */
   readonly onAppError: (error: unknown, session: Session | null) => void;
+  /** What every session shares: limits, the idle queue, the registry's `forget`. */
+  readonly host: SessionHost;
 }
 
 /** A connect-style `next` callback. */
 export type Next = (error?: unknown) => void;
-
-/** Query parameters, first value wins, on an object with no prototype. */
-export type Query = Record<string, string>;
 
 // ## Routing
 /** Builds the `(req, res, next)` function for a context. */
@@ -100,17 +100,14 @@ function routeOf(path: string, base: string): string | null {
   return path.slice(base.length);
 }
 
-// Query strings are parsed by hand into a prototype-less object: no
-// `__proto__` surprises, and the first value of a repeated name wins.
+// The query is parsed by `query.ts`.
 function parseUrl(url: string): { path: string; query: Query } {
   const mark = url.indexOf('?');
-  const query: Query = Object.create(null) as Query;
-  if (mark === -1) return { path: url, query };
-  for (const [name, value] of new URLSearchParams(url.slice(mark + 1))) {
-    if (!(name in query)) query[name] = value;
-  }
-  return { path: url.slice(0, mark), query };
+  if (mark === -1) return { path: url, query: parseQuery('') };
+  return { path: url.slice(0, mark), query: parseQuery(url.slice(mark + 1)) };
 }
+
+
 
 // ## CORS preflight
 //
@@ -265,21 +262,16 @@ function newSession(context: HandlerContext, req: IncomingMessage, query: Query,
   const webChannel = isWebChannel(query, req);
   const httpSessionIdParam = requestedSessionIdParam(query);
   const extraHeaders = initHeaders(query, options.httpHeadersOverwriteParam, batch);
-  const session = new Session({
+  const session = new Session(context.host, {
     id,
     address: req.socket?.remoteAddress ?? '',
-    headers: extraHeaders ? { ...req.headers, ...extraHeaders } : req.headers,
-    query,
+    headers: shareHeaderValues(extraHeaders ? { ...req.headers, ...extraHeaders } : req.headers),
+    url: req.url ?? '',
     firstRequestId: requestId,
     handshake: handshakeArray(id, hostPrefix(options), webChannel, options.keepAliveInterval),
     webChannel,
     httpSessionIdParam,
     httpSessionId: httpSessionIdParam === null ? null : newSessionId(options.nodeId),
-    keepAliveInterval: options.keepAliveInterval,
-    sessionTimeoutInterval: options.sessionTimeoutInterval,
-    limits: options,
-    onClosed: (closed) => context.sessions.delete(closed.id),
-    onAppError: context.onAppError,
   });
   context.sessions.set(session.id, session);
   return session;

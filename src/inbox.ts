@@ -10,15 +10,16 @@
 // RID 4242  ofs=0  [a, c]     a retry with one more map: a dropped (seen), c released
 // ```
 //
-// Two `Sequencer`s (`order.ts`) do the work. Requests replay when old,
-// because a retried request may carry maps that are new; maps are dropped
-// when old, so nothing is delivered twice. Both weigh what they hold by
-// the bytes of the body it came in, so `maxHeldBytes` bounds the two
-// together with `maxHeldRequests`. The inbox knows nothing of events: it
-// hands each map, in order, to the function the session gave it.
+// Two `Sequencer`s (`order.ts`) do the work: the inbox *is* the one for
+// requests, and makes one for maps when the first map arrives. Requests
+// replay when old, because a retried request may carry maps that are new;
+// maps are dropped when old, so nothing is delivered twice. Both weigh
+// what they hold by the bytes of the body it came in, so `maxHeldBytes`
+// bounds the two together with `maxHeldRequests`. The inbox knows nothing
+// of events: it hands each map, in order, to the session.
 /** The receiving side of a session: request and map reordering with limits. @module */
 import type { ForwardBatch, ForwardItem } from './maps.ts';
-import { Sequencer } from './order.ts';
+import { type HoldLimits, Sequencer } from './order.ts';
 
 /** The options that bound what an inbox may hold. */
 export interface InboxLimits {
@@ -28,19 +29,84 @@ export interface InboxLimits {
   readonly maxHeldBytes: number;
 }
 
-// ## The inbox
+/** Whoever takes the maps, in order: the session. */
+export interface MapReceiver {
+  /** Called with each item in map-id order. */
+  deliver(item: ForwardItem): void;
+}
+
+// ## Limits, made once per server
+//
+// The options object is shared by every session of a server, so the two
+// `HoldLimits` derived from it are made once and remembered beside it.
+interface InboxHolds {
+  readonly requests: HoldLimits;
+  readonly maps: HoldLimits;
+}
+
+const holdsByOptions = new WeakMap<InboxLimits, InboxHolds>();
+
+function holdsFor(limits: InboxLimits): InboxHolds {
+  let holds = holdsByOptions.get(limits);
+  if (holds === undefined) {
+    holds = {
+      requests: { count: limits.maxHeldRequests, weight: limits.maxHeldBytes },
+      maps: { count: Infinity, weight: limits.maxHeldBytes },
+    };
+    holdsByOptions.set(limits, holds);
+  }
+  return holds;
+}
+
+// ## Maps
+//
+// Map ids start at 0 for every session; an old one is a repeat, dropped.
+class MapOrder extends Sequencer<ForwardItem> {
+  constructor(
+    private readonly receiver: MapReceiver,
+    limits: HoldLimits,
+  ) {
+    super(0, limits);
+  }
+
+  protected release(item: ForwardItem): void {
+    this.receiver.deliver(item);
+  }
+
+  protected replaysOld(): boolean {
+    return false;
+  }
+}
+
+// ## The inbox: requests
+//
+// What waits in the request order is a function to run when the
+// request's turn comes: deliver its batch, or close the session for a
+// terminate. An old request runs again, so a retry's new maps get through
+// (and its old ones are dropped by the map order).
 /** Orders a session's incoming maps by `RID` and map id. */
-export class Inbox {
-  private readonly requests: Sequencer<() => void>;
-  private readonly maps: Sequencer<ForwardItem>;
+export class Inbox extends Sequencer<() => void> {
+  private maps: MapOrder | null = null;
 
   /**
    * @param firstRequestId - the `RID` of the request that created the session.
-   * @param deliver - called with each item, in map-id order.
+   * @param options - shared by every session of a server (the resolved options).
+   * @param receiver - takes each item, in map-id order.
    */
-  constructor(firstRequestId: number, private readonly limits: InboxLimits, deliver: (item: ForwardItem) => void) {
-    this.requests = new Sequencer(firstRequestId, (run) => run(), true, { count: limits.maxHeldRequests, weight: limits.maxHeldBytes });
-    this.maps = new Sequencer(0, deliver, false, { count: Infinity, weight: limits.maxHeldBytes });
+  constructor(
+    firstRequestId: number,
+    private readonly options: InboxLimits,
+    private readonly receiver: MapReceiver,
+  ) {
+    super(firstRequestId, holdsFor(options).requests);
+  }
+
+  protected release(run: () => void): void {
+    run();
+  }
+
+  protected replaysOld(): boolean {
+    return true;
   }
 
   // ## Receiving a batch
@@ -55,23 +121,25 @@ export class Inbox {
    */
   receive(requestId: number, batch: ForwardBatch | null, bodyBytes: number): string | null {
     let overflow: string | null = null;
-    const release = (): void => {
-      overflow = this.release(batch, bodyBytes);
+    const run = (): void => {
+      overflow = this.releaseBatch(batch, bodyBytes);
     };
-    if (!this.requests.offer(requestId, release, bodyBytes)) {
-      overflow = `Reorder buffer over ${this.limits.maxHeldRequests} requests or ${this.limits.maxHeldBytes} bytes (maxHeldRequests, maxHeldBytes)`;
+    if (!this.offer(requestId, run, bodyBytes)) {
+      overflow = `Reorder buffer over ${this.options.maxHeldRequests} requests or ${this.options.maxHeldBytes} bytes (maxHeldRequests, maxHeldBytes)`;
     }
     return overflow;
   }
 
-  // A batch's turn has come: its maps join the map sequencer, each
-  // weighing its share of the body.
-  private release(batch: ForwardBatch | null, bodyBytes: number): string | null {
-    if (batch === null) return null;
-    const weight = batch.items.length === 0 ? 0 : bodyBytes / batch.items.length;
+  // A batch's turn has come: its maps join the map order, each weighing
+  // its share of the body. A session that only listens never posts a map,
+  // and never pays for a map order.
+  private releaseBatch(batch: ForwardBatch | null, bodyBytes: number): string | null {
+    if (batch === null || batch.items.length === 0) return null;
+    const weight = bodyBytes / batch.items.length;
+    const maps = (this.maps ??= new MapOrder(this.receiver, holdsFor(this.options).maps));
     for (let index = 0; index < batch.items.length; index++) {
-      if (!this.maps.offer(batch.ofs + index, batch.items[index]!, weight)) {
-        return `Reorder buffer over ${this.limits.maxHeldBytes} bytes of maps (maxHeldBytes)`;
+      if (!maps.offer(batch.ofs + index, batch.items[index]!, weight)) {
+        return `Reorder buffer over ${this.options.maxHeldBytes} bytes of maps (maxHeldBytes)`;
       }
     }
     return null;
@@ -80,15 +148,15 @@ export class Inbox {
   // ## Things that wait their turn
   //
   // A terminate must not overtake data sent before it, so it waits in the
-  // request sequencer like a batch.
+  // request order like a batch.
   /** Runs `action` once every request before `requestId` has been handled. */
   runAt(requestId: number, action: () => void): void {
-    this.requests.offer(requestId, action);
+    this.offer(requestId, action);
   }
 
   /** Drops everything held; used when the session closes. */
-  clear(): void {
-    this.requests.clear();
-    this.maps.clear();
+  override clear(): void {
+    super.clear();
+    this.maps?.clear();
   }
 }

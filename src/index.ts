@@ -34,7 +34,8 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Next, createHandler } from './handler.ts';
 import { type BrowserChannelOptions, resolveOptions } from './options.ts';
-import { Session } from './session.ts';
+import { Deadlines } from './deadlines.ts';
+import { Session, type SessionHost } from './session.ts';
 
 export { Session } from './session.ts';
 export type { SessionState, SendCallback } from './session.ts';
@@ -103,10 +104,24 @@ export function browserChannel(
     else console.error(`browserchannel: unhandled error${session ? ` in session ${session.id}` : ''}:`, error);
   };
 
-  const handler = createHandler({ options, sessions, onConnect, onAppError });
+  // ### What every session shares
+  //
+  // One `SessionHost` for all sessions: the limits, the heartbeat interval,
+  // the registry's `forget`, and a single queue of idle countdowns
+  // (`deadlines.ts`) whose one `unref`ed timer stands in for a timer per
+  // session. `close()` stops it, so nothing of ours is left ticking.
+  const host: SessionHost = {
+    limits: options,
+    keepAliveInterval: options.keepAliveInterval,
+    idle: new Deadlines<Session>(options.sessionTimeoutInterval, (session) => session.close('Timed out')),
+    forget: (session) => sessions.delete(session.id),
+    appError: onAppError,
+  };
+  const handler = createHandler({ options, sessions, onConnect, onAppError, host });
   const middleware = Object.assign(handler, {
     close(): void {
       for (const session of [...sessions.values()]) session.close();
+      host.idle.clear();
     },
     on(event: 'error', listener: (error: unknown, session: Session | null) => void) {
       events.on(event, listener);

@@ -28,7 +28,8 @@
 // at most `count` items weighing at most `weight` in all (the weight of an
 // item is whatever the owner says: bytes of the body it came in, say). An
 // item that would pass either limit is refused, and `offer` says so; the
-// session then ends, naming the limit, rather than grow without end.
+// session then ends, naming the limit, rather than grow without end. The
+// limits are one object shared by every sequencer of a server.
 /** Bounds on what a sequencer may hold. */
 export interface HoldLimits {
   /** Most items held at once. */
@@ -37,34 +38,44 @@ export interface HoldLimits {
   readonly weight: number;
 }
 
+//
 // ## The sequencer
 //
 // State is two fields: `next`, the id we are waiting for, and `held`, the
 // items that came early, keyed by id. A `Map` rather than an array, so a
 // client that jumps ahead by a billion ids costs one entry, not a billion
-// empty slots.
+// empty slots. Most sessions never see a request out of order, so `held`
+// is created the first time something has to wait: an empty `Map` costs
+// about 200 bytes, and an idle server may hold a hundred thousand
+// sessions with two sequencers each.
+//
+// What "release" means, and whether an old id is released again, is the
+// subclass's business (`inbox.ts` has two): methods, not callbacks or
+// flags, so a sequencer carries nothing per instance but its state.
 /** Releases numbered items in id order, holding early ones until their turn. */
-export class Sequencer<T> {
+export abstract class Sequencer<T> {
   /** The id of the next item to release. */
   private next: number;
-  /** Items that arrived before their turn, keyed by id, with their weights. */
-  private readonly held = new Map<number, { item: T; weight: number }>();
+  /** Items that arrived before their turn, keyed by id, with their weights; null until one does. */
+  private held: Map<number, { item: T; weight: number }> | null = null;
   private heldWeight = 0;
 
   /**
    * @param first - id of the first item expected.
-   * @param release - called with each item in id order.
-   * @param replayOld - whether an item whose id has already passed is released again (true) or dropped.
    * @param limits - most items and weight held at once.
    */
   constructor(
     first: number,
-    private readonly release: (item: T, id: number) => void,
-    private readonly replayOld: boolean,
-    private readonly limits: HoldLimits = { count: Infinity, weight: Infinity },
+    private readonly limits: HoldLimits,
   ) {
     this.next = first;
   }
+
+  /** Called with each item in id order (and with replayed old items). */
+  protected abstract release(item: T, id: number): void;
+
+  /** Whether an item whose id has already passed is released again (true) or dropped. */
+  protected abstract replaysOld(): boolean;
 
   // ## Offering an item
   //
@@ -79,7 +90,7 @@ export class Sequencer<T> {
    */
   offer(id: number, item: T, weight = 0): boolean {
     if (id < this.next) {
-      if (this.replayOld) this.release(item, id);
+      if (this.replaysOld()) this.release(item, id);
       return true;
     }
     if (id > this.next) return this.hold(id, item, weight);
@@ -88,11 +99,12 @@ export class Sequencer<T> {
   }
 
   private hold(id: number, item: T, weight: number): boolean {
-    const previous = this.held.get(id);
-    const count = this.held.size + (previous ? 0 : 1);
+    const held = (this.held ??= new Map());
+    const previous = held.get(id);
+    const count = held.size + (previous ? 0 : 1);
     const total = this.heldWeight - (previous?.weight ?? 0) + weight;
     if (count > this.limits.count || total > this.limits.weight) return false;
-    this.held.set(id, { item, weight });
+    held.set(id, { item, weight });
     this.heldWeight = total;
     return true;
   }
@@ -102,9 +114,9 @@ export class Sequencer<T> {
     while (current !== undefined) {
       const id = this.next++;
       this.release(current, id);
-      const waiting = this.held.get(this.next);
+      const waiting = this.held?.get(this.next);
       if (waiting === undefined) return;
-      this.held.delete(this.next);
+      this.held!.delete(this.next);
       this.heldWeight -= waiting.weight;
       current = waiting.item;
     }
@@ -113,7 +125,7 @@ export class Sequencer<T> {
   // ## What is waiting
   /** How many items are waiting for an earlier id. */
   get waiting(): number {
-    return this.held.size;
+    return this.held?.size ?? 0;
   }
 
   /** The id the sequencer is waiting for. */
@@ -123,7 +135,7 @@ export class Sequencer<T> {
 
   /** Drops everything held; used when the session closes. */
   clear(): void {
-    this.held.clear();
+    this.held = null;
     this.heldWeight = 0;
   }
 }

@@ -37,12 +37,17 @@ interface OutgoingArray {
 // ## The queue
 /** Outgoing arrays of one session, oldest first, until acknowledged. */
 export class Outbox {
-  private readonly arrays: OutgoingArray[] = [];
+  private arrays: OutgoingArray[] = [];
   private lastQueuedId = -1;
   private lastSentId = -1;
   private bytes = 0;
 
   // ### Queueing
+  //
+  // An empty queue takes its first array as a one-element literal: pushing
+  // onto `[]` would reserve room for seventeen, about 140 bytes that an
+  // idle session (whose only array is the unacknowledged handshake) would
+  // carry for nothing.
   /**
    * Adds an array and returns its id.
    * @throws TypeError - if `data` has no JSON form (nothing is queued).
@@ -50,7 +55,9 @@ export class Outbox {
   queue(data: unknown, onSent: SendCallback | null, onAck: SendCallback | null): number {
     const json = stringify(data);
     const id = ++this.lastQueuedId;
-    this.arrays.push({ id, json, onSent, onAck });
+    const array: OutgoingArray = { id, json, onSent, onAck };
+    if (this.arrays.length === 0) this.arrays = [array];
+    else this.arrays.push(array);
     this.bytes += json.length;
     return id;
   }
@@ -106,7 +113,8 @@ export class Outbox {
       this.bytes -= array.json.length;
       if (array.onAck) callbacks.push(array.onAck);
     }
-    this.arrays.splice(0, done);
+    if (done === this.arrays.length) this.arrays = [];
+    else this.arrays.splice(0, done);
     return callbacks;
   }
 
@@ -118,7 +126,7 @@ export class Outbox {
       if (array.onSent) callbacks.push(array.onSent);
       if (array.onAck) callbacks.push(array.onAck);
     }
-    this.arrays.length = 0;
+    this.arrays = [];
     this.bytes = 0;
     return callbacks;
   }

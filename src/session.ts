@@ -13,17 +13,21 @@
 // ```
 //
 // This module owns everything that lives as long as the session: its
-// state, the current back channel and the session's two timers, and it
-// ties together the outbox (`outbox.ts`: arrays waiting to go down or to
-// be acknowledged) and the inbox (`inbox.ts`: maps put back in order on
-// the way up). The HTTP details stay in `handler.ts`.
+// state, the current back channel and its heartbeat, and it ties together
+// the outbox (`outbox.ts`: arrays waiting to go down or to be
+// acknowledged) and the inbox (`inbox.ts`: maps put back in order on the
+// way up). What every session of a server shares (limits, the idle
+// timeout's queue, the registry) lives once, in a `SessionHost`. The HTTP
+// details stay in `handler.ts`.
 /** The Session class: state machine, outgoing arrays, acks and timers. @module */
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Deadlines } from './deadlines.ts';
 import type { Framing } from './encoding.ts';
 import type { ClientMap, ForwardBatch, ForwardItem } from './maps.ts';
-import { Inbox, type InboxLimits } from './inbox.ts';
+import { Inbox, type InboxLimits, type MapReceiver } from './inbox.ts';
 import { Outbox, type SendCallback } from './outbox.ts';
+import { type Query, parseQuery } from './query.ts';
 
 // ## States
 //
@@ -35,6 +39,13 @@ export type SessionState = 'init' | 'ok' | 'closed';
 
 export type { SendCallback };
 
+// ## What a session starts from
+//
+// Two objects go into a new session. `SessionInit` is this session's own:
+// read once by the constructor and not kept. `SessionHost` is built once
+// per server and shared by all its sessions, so that a hundred thousand
+// idle sessions hold one pointer to it rather than a hundred thousand
+// copies of the same limits and callbacks.
 /** What the handler knows when it creates a session. */
 export interface SessionInit {
   /** The new session's id. */
@@ -43,8 +54,8 @@ export interface SessionInit {
   readonly address: string;
   /** Headers of the creating request, merged with any WebChannel-encoded ones. */
   readonly headers: IncomingHttpHeaders;
-  /** Query of the creating request. */
-  readonly query: Record<string, string>;
+  /** URL of the creating request; its query is parsed only if the app asks. */
+  readonly url: string;
   /** `RID` of the creating request. */
   readonly firstRequestId: number;
   /** The handshake array, `["c", id, hostPrefix, 8, …]`. */
@@ -55,16 +66,20 @@ export interface SessionInit {
   readonly httpSessionIdParam: string | null;
   /** The id sent in `X-HTTP-Session-Id`, or null. */
   readonly httpSessionId: string | null;
-  /** Heartbeat interval in milliseconds. */
-  readonly keepAliveInterval: number;
-  /** Idle timeout in milliseconds. */
-  readonly sessionTimeoutInterval: number;
+}
+
+/** What every session of one server shares. */
+export interface SessionHost {
   /** What one session may hold (see `options.ts`). */
   readonly limits: SessionLimits;
-  /** Called once, when the session closes, so the registry can forget it. */
-  readonly onClosed: (session: Session) => void;
+  /** Heartbeat interval in milliseconds. */
+  readonly keepAliveInterval: number;
+  /** Idle countdowns (`sessionTimeoutInterval` long) of sessions with no back channel; expiry closes them. */
+  readonly idle: Deadlines<Session>;
+  /** Called once, when a session closes, so the registry can forget it. */
+  forget(session: Session): void;
   /** Called with exceptions thrown by app code that no `error` listener on the session takes. */
-  readonly onAppError: (error: unknown, session: Session) => void;
+  appError(error: unknown, session: Session): void;
 }
 
 /** Per-session memory bounds, from the options of the same names. */
@@ -84,6 +99,8 @@ interface BackChannel {
   readonly streaming: boolean;
   bytesWritten: number;
   readonly onGone: () => void;
+  /** Says `["noop"]` when the channel has been quiet for a heartbeat interval. */
+  readonly heartbeat: NodeJS.Timeout;
   /** Set while the socket's buffer is full; the next flush waits for `drain`. */
   blocked: boolean;
 }
@@ -111,17 +128,13 @@ const MAX_CHUNK_CHARS = 64 * 1024;
 // | `error` | the error | app code (a listener or a callback) threw |
 // | `drain` | | the client has acknowledged everything queued |
 /** One client session. Sessions reach the app through the factory's `onConnect`. */
-export class Session extends EventEmitter {
+export class Session extends EventEmitter implements MapReceiver {
   /** The session id (the `SID` on the wire). */
   readonly id: string;
   /** The client's address when the session was created. */
   readonly address: string;
   /** Headers of the request that created the session. */
   readonly headers: IncomingHttpHeaders;
-  /** Query parameters of the request that created the session. */
-  readonly query: Record<string, string>;
-  /** The client's `CVER`, or null. */
-  readonly appVersion: string | null;
   /** Where the session is in its lifecycle. */
   state: SessionState = 'init';
   /** Whether the client is Google's WebChannel client. */
@@ -134,32 +147,56 @@ export class Session extends EventEmitter {
   // ### Fields
   //
   // Down: the outbox of arrays and the one back channel, if any. Up: the
-  // inbox, which puts maps back in order. Timers: `heartbeat` runs while a back
-  // channel is open, `idleTimeout` while none is; both are `unref`ed and
-  // cleared in `close()`, so a session never keeps the process alive.
+  // inbox, which puts maps back in order. Time: a back channel carries its
+  // own heartbeat timer; while there is none, the session sits in the
+  // host's `idle` queue (`deadlines.ts`), which closes it when its time
+  // runs out. The heartbeat is `unref`ed and both are stopped in
+  // `close()`, so a session never keeps the process alive.
+  //
+  // Every field here is paid for by every idle session, which is why the
+  // list is short: a server may hold a hundred thousand of them.
   private readonly outbox = new Outbox();
   private backChannel: BackChannel | null = null;
   private flushScheduled = false;
   private readonly inbox: Inbox;
-  private heartbeat: NodeJS.Timeout | null = null;
-  private idleTimeout: NodeJS.Timeout | null = null;
-  private readonly init: SessionInit;
+  private readonly host: SessionHost;
+  private queryOrUrl: Query | string;
 
   /** @internal Sessions are created by the handler and handed to `onConnect`. */
-  constructor(init: SessionInit) {
+  constructor(host: SessionHost, init: SessionInit) {
     super();
-    this.init = init;
+    this.host = host;
     this.id = init.id;
     this.address = init.address;
     this.headers = init.headers;
-    this.query = init.query;
-    this.appVersion = init.query.CVER ?? null;
+    this.queryOrUrl = init.url;
     this.webChannel = init.webChannel;
     this.httpSessionId = init.httpSessionId;
     this.httpSessionIdParam = init.httpSessionIdParam;
-    this.inbox = new Inbox(init.firstRequestId, init.limits, (item) => this.deliver(item));
-    this.armIdleTimeout();
+    this.inbox = new Inbox(init.firstRequestId, host.limits, this);
+    this.host.idle.start(this);
     this.outbox.queue(init.handshake, null, null);
+  }
+
+  // ## The creating request's query
+  //
+  // A session keeps the creating request's URL, the very string Node
+  // parsed, and parses its query only if the app reads `session.query`:
+  // the string is a quarter of the size of the parsed object, and most
+  // apps never look. The parsed object then replaces the URL, so every
+  // read sees the same one.
+  /** Query parameters of the request that created the session. */
+  get query(): Query {
+    if (typeof this.queryOrUrl === 'string') {
+      const mark = this.queryOrUrl.indexOf('?');
+      this.queryOrUrl = parseQuery(mark === -1 ? '' : this.queryOrUrl.slice(mark + 1));
+    }
+    return this.queryOrUrl;
+  }
+
+  /** The client's `CVER`, or null. */
+  get appVersion(): string | null {
+    return this.query.CVER ?? null;
   }
 
   // ## Sending
@@ -215,7 +252,7 @@ export class Session extends EventEmitter {
   // Apps that produce faster than a client consumes should watch
   // `bufferedBytes` and wait for `drain` well before that.
   private checkBuffer(): void {
-    const { maxBufferedBytes, maxBufferedArrays } = this.init.limits;
+    const { maxBufferedBytes, maxBufferedArrays } = this.host.limits;
     if (this.outbox.bufferedBytes > maxBufferedBytes) this.close(`Send buffer over ${maxBufferedBytes} bytes (maxBufferedBytes)`);
     else if (this.outbox.length > maxBufferedArrays) this.close(`Send buffer over ${maxBufferedArrays} arrays (maxBufferedArrays)`);
   }
@@ -226,8 +263,6 @@ export class Session extends EventEmitter {
   // A back channel that does not stream (`CI=1`, or the handshake
   // response) ends after its chunk, and so does a streaming one that has
   // carried `RECYCLE_BYTES`: the rest waits for the next back channel.
-  // The first chunk ever written is the handshake, which moves the session
-  // from `init` to `ok`.
   //
   // `res.write()` returning false means the socket's buffer is full: the
   // client is not reading. Writing on would pile the same arrays up in
@@ -248,9 +283,15 @@ export class Session extends EventEmitter {
       this.detach(channel.res, true, text);
     } else {
       if (!channel.res.write(text)) this.waitForDrain(channel);
-      this.heartbeat?.refresh();
+      channel.heartbeat.refresh();
       if (this.outbox.hasUnsent) this.flush();
     }
+    this.afterWrite(sent);
+  }
+
+  // After every write: the first chunk ever written is the handshake, so
+  // the session is now `ok`; then `stop` callbacks learn their array left.
+  private afterWrite(sent: SendCallback[]): void {
     if (this.state === 'init') this.changeState('ok');
     for (const callback of sent) this.callApp(callback);
   }
@@ -289,6 +330,13 @@ export class Session extends EventEmitter {
   // idle timeout, starts the heartbeat, and rewinds the outbox: whatever the
   // client has not acknowledged on this request goes down again.
   //
+  // A back channel that does not stream and finds arrays waiting (the
+  // handshake response always does; a long poll often does) is answered
+  // on the spot: one chunk, and the response ends in the same write. It
+  // never becomes *the* back channel, so it costs no heartbeat timer, no
+  // `close` listener and no trip through `process.nextTick`; the idle
+  // countdown simply starts over.
+  //
   // A WebChannel client with `detectBufferingProxy` waits twice the
   // handshake's round trip for the first byte of a streaming back channel,
   // then decides a proxy buffers and falls back to long polling
@@ -298,16 +346,25 @@ export class Session extends EventEmitter {
    * @internal Makes `res` (headers already written) the session's back channel.
    * @param heartbeatMs - heartbeat interval for this channel (shorter for a `TO` long poll).
    */
-  attachBackChannel(res: ServerResponse, framing: Framing, streaming: boolean, heartbeatMs = this.init.keepAliveInterval): void {
+  attachBackChannel(res: ServerResponse, framing: Framing, streaming: boolean, heartbeatMs = this.host.keepAliveInterval): void {
     if (this.backChannel) this.detach(this.backChannel.res, true);
+    this.outbox.rewind();
+    if (!streaming && this.outbox.hasUnsent) return this.answerAtOnce(res, framing);
     const onGone = (): void => this.detach(res, false);
     res.once('close', onGone);
-    this.backChannel = { res, framing, streaming, bytesWritten: 0, onGone, blocked: false };
-    this.clearIdleTimeout();
-    this.heartbeat = setInterval(() => this.send(['noop']), heartbeatMs).unref();
-    this.outbox.rewind();
+    const heartbeat = setInterval(() => this.send(['noop']), heartbeatMs).unref();
+    this.backChannel = { res, framing, streaming, bytesWritten: 0, onGone, heartbeat, blocked: false };
+    this.host.idle.cancel(this);
     if (this.webChannel && streaming && !this.outbox.hasUnsent) this.outbox.queue(['noop'], null, null);
     this.flush();
+  }
+
+  private answerAtOnce(res: ServerResponse, framing: Framing): void {
+    const sent: SendCallback[] = [];
+    const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS)!;
+    res.end(framing.chunk(json) + framing.close());
+    this.host.idle.start(this);
+    this.afterWrite(sent);
   }
 
   // A fast handshake answers in a header, before any body: everything
@@ -322,8 +379,7 @@ export class Session extends EventEmitter {
     const json = this.outbox.takeUnsent(sent) ?? '[]';
     this.outbox.queue(['noop'], null, null);
     this.flush();
-    if (this.state === 'init') this.changeState('ok');
-    for (const callback of sent) this.callApp(callback);
+    this.afterWrite(sent);
     return json;
   }
 
@@ -336,10 +392,9 @@ export class Session extends EventEmitter {
     if (channel === null || channel.res !== res) return;
     this.backChannel = null;
     res.removeListener('close', channel.onGone);
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
+    clearInterval(channel.heartbeat);
     if (end && !res.writableEnded) res.end(lastChunk + channel.framing.close());
-    if (this.state !== 'closed') this.armIdleTimeout();
+    if (this.state !== 'closed') this.host.idle.start(this);
   }
 
   // The forward channel answers every POST with what the client needs to
@@ -380,7 +435,8 @@ export class Session extends EventEmitter {
     this.inbox.runAt(requestId, () => this.close('Disconnected'));
   }
 
-  private deliver(item: ForwardItem): void {
+  /** @internal Turns one map, in order, into `map` and `message` events (called by the inbox). */
+  deliver(item: ForwardItem): void {
     if (this.state === 'closed' || item.kind === 'skip') return;
     if (item.kind === 'map') this.emitApp('map', item.map satisfies ClientMap);
     if (item.kind === 'json' || item.hasMessage) this.emitApp('message', item.message);
@@ -396,10 +452,10 @@ export class Session extends EventEmitter {
     if (this.state === 'closed') return;
     this.sayClose(reason);
     this.changeState('closed');
-    this.clearIdleTimeout();
+    this.host.idle.cancel(this);
     if (this.backChannel) this.detach(this.backChannel.res, true);
     this.inbox.clear();
-    this.init.onClosed(this);
+    this.host.forget(this);
     this.emitApp('close', reason);
     const error = new Error(reason ?? 'closed');
     for (const callback of this.outbox.drain()) this.callApp(callback, error);
@@ -421,17 +477,6 @@ export class Session extends EventEmitter {
     const previous = this.state;
     this.state = next;
     this.emitApp('state changed', next, previous);
-  }
-
-  // ## Timers
-  private armIdleTimeout(): void {
-    this.clearIdleTimeout();
-    this.idleTimeout = setTimeout(() => this.close('Timed out'), this.init.sessionTimeoutInterval).unref();
-  }
-
-  private clearIdleTimeout(): void {
-    if (this.idleTimeout) clearTimeout(this.idleTimeout);
-    this.idleTimeout = null;
   }
 
   // ## App code runs fenced
@@ -459,7 +504,7 @@ export class Session extends EventEmitter {
 
   private reportAppError(error: unknown): void {
     if (this.listenerCount('error') > 0) this.emitApp('error', error);
-    else this.init.onAppError(error, this);
+    else this.host.appError(error, this);
   }
 }
 
