@@ -4,11 +4,25 @@
 // (bench/server.mjs, same Node flags); this process is the load generator.
 // Absolute numbers are noisy on a shared 2-core machine, so every scenario
 // runs several rounds, reports medians, and compares peers from the same
-// run as ratios. Results: stdout, bench/results.md, bench/results.json.
+// run as ratios. Results: stdout, bench/results.md, bench/results.json and
+// the chart bench/results.svg.
+//
+// Two figures per throughput scenario. The rate is what the client saw.
+// On two cores the generator shares the machine with the server, and a
+// protocol client written in JavaScript can be the slower of the two, so
+// the rate alone may measure the client. The second figure is the
+// server's own CPU time per operation (user + system, from
+// `process.cpuUsage()` in the peer, GC threads included), which says what
+// a server would sustain with a core to itself.
+//
+// Handshakes are driven by autocannon, which is light enough to keep a
+// server busy; the other scenarios need protocol clients (below).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import autocannon from 'autocannon';
+import { chartSvg } from './chart.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 2000);
@@ -17,16 +31,20 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
 
 // ## Peers in child processes
 async function startPeer(peer) {
-  const child = spawn(process.execPath, ['--expose-gc', new URL('./server.mjs', import.meta.url).pathname, peer], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // BENCH_PROFILE=dir writes a V8 CPU profile of every peer process there.
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${peer}-${Date.now()}.cpuprofile`] : [];
+  const child = spawn(process.execPath, ['--expose-gc', ...profile, new URL('./server.mjs', import.meta.url).pathname, peer], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   child.stdout.setEncoding('utf8');
   while (!/PORT (\d+)/.test(output)) output += (await once(child.stdout, 'data'))[0];
   return { peer, port: Number(/PORT (\d+)/.exec(output)[1]), child };
 }
 async function stopPeer(handle) {
-  handle.child.kill();
+  handle.child.kill(); // SIGTERM: server.mjs exits cleanly, so a CPU profile gets written
   await once(handle.child, 'exit');
 }
+
+const serverCpu = async (port) => Number((await call(port, 'GET', '/__cpu')).body);
 
 // ## HTTP helpers
 function call(port, method, path, body, headers = {}) {
@@ -93,6 +111,7 @@ function browserChannelClient(port) {
     return { sid: /"c","([^"]+)"/.exec(res.body)[1], rid };
   };
   return {
+    port,
     handshake: async () => void (await create()),
     async connect(onMessage) {
       let { sid, rid } = await create();
@@ -151,6 +170,7 @@ function browserChannelClient(port) {
 function engineIoClient(port) {
   const create = async () => JSON.parse((await call(port, 'GET', '/engine.io/?EIO=4&transport=polling')).body.slice(1)).sid;
   return {
+    port,
     handshake: async () => void (await create()),
     async connect(onMessage) {
       const sid = await create();
@@ -179,6 +199,7 @@ function engineIoClient(port) {
 function sockjsClient(port) {
   const ids = () => `${100 + Math.floor(Math.random() * 900)}/${Math.random().toString(36).slice(2, 10)}`;
   return {
+    port,
     handshake: async () => void (await call(port, 'POST', `/echo/${ids()}/xhr`)),
     async connect(onMessage) {
       const id = ids();
@@ -212,27 +233,12 @@ function sockjsClient(port) {
   };
 }
 
-const bareClient = (port) => ({ handshake: async () => void (await call(port, 'GET', '/')) });
-const CLIENTS = { ours: browserChannelClient, bc210: browserChannelClient, engineio: engineIoClient, sockjs: sockjsClient, bare: bareClient };
+const bareClient = (port) => ({ port });
+const CLIENTS = { ours: browserChannelClient, bc210: browserChannelClient, engineio: engineIoClient, sockjs: sockjsClient, floor: bareClient, bare: bareClient };
 
 // ## Scenarios
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Runs `worker` on `concurrency` loops for the window; returns operations/s.
-async function rate(concurrency, worker) {
-  let count = 0;
-  const end = Date.now() + WINDOW_MS;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (Date.now() < end) {
-      // Not `count += await worker()`: that reads `count` before the await
-      // and loses every increment made by the other loops meanwhile.
-      const done = await worker();
-      count += done;
-    }
-  }));
-  return (count * 1000) / WINDOW_MS;
-}
 
 async function connectMany(client, count, onMessage) {
   const connections = [];
@@ -242,9 +248,30 @@ async function connectMany(client, count, onMessage) {
   return connections;
 }
 
+// The handshake request of each protocol, as autocannon sends it: the
+// request that creates a session and returns its id. sockjs names the
+// session in the path, so each request gets a fresh one.
+const HANDSHAKES = {
+  ours: { method: 'POST', path: '/channel/bind?VER=8&RID=1000&CVER=1', body: 'count=0', headers: FORM },
+  bc210: { method: 'POST', path: '/channel/bind?VER=8&RID=1000&CVER=1', body: 'count=0', headers: FORM },
+  engineio: { method: 'GET', path: '/engine.io/?EIO=4&transport=polling' },
+  sockjs: { method: 'POST', path: '/echo/000/x/xhr', setupRequest: (req) => ({ ...req, path: `/echo/${100 + Math.floor(Math.random() * 900)}/${Math.random().toString(36).slice(2, 10)}/xhr` }) },
+  floor: { method: 'POST', path: '/channel/bind?VER=8&RID=1000&CVER=1', body: 'count=0', headers: FORM },
+  bare: { method: 'GET', path: '/' },
+};
+
 const scenarios = {
-  async handshake(client) {
-    return rate(32, async () => (await client.handshake(), 1));
+  handshake: (peer) => async (client) => {
+    const { setupRequest, ...request } = HANDSHAKES[peer];
+    const result = await autocannon({
+      url: `http://127.0.0.1:${client.port}`,
+      connections: 32,
+      duration: WINDOW_MS / 1000,
+      requests: [{ ...request, ...(setupRequest ? { setupRequest } : {}) }],
+    });
+    const ok = result['2xx'];
+    if (ok < result.requests.total * 0.99) throw new Error(`${peer}: only ${ok} of ${result.requests.total} handshakes succeeded`);
+    return { rate: ok / (WINDOW_MS / 1000), ops: ok };
   },
   push: (size) => async (client) => {
     const waiting = new Map();
@@ -262,7 +289,7 @@ const scenarios = {
       }
     }));
     await Promise.all(connections.map((c) => c.close()));
-    return (received * 1000) / WINDOW_MS;
+    return { rate: (received * 1000) / WINDOW_MS, ops: received };
   },
   async forward(client) {
     const connections = await connectMany(client, 100, () => {});
@@ -275,7 +302,7 @@ const scenarios = {
       }
     }));
     await Promise.all(connections.map((c) => c.close()));
-    return (sent * 1000) / WINDOW_MS;
+    return { rate: (sent * 1000) / WINDOW_MS, ops: sent };
   },
   async latency(client) {
     const pending = new Map();
@@ -330,18 +357,33 @@ async function churn(peer) {
 }
 
 // ## Running everything
-async function measure(peers, scenario) {
+//
+// `measure` runs a scenario on a fresh peer process per round. For
+// throughput scenarios (those returning `{ rate, ops }`) it also reads the
+// peer's CPU clock before and after, and keeps CPU µs per operation.
+async function measure(allPeers, makeScenario) {
+  const peers = allPeers.filter((peer) => peerFilter.size === 0 || peerFilter.has(peer));
   const results = {};
-  for (const peer of peers) results[peer] = [];
+  const cpu = {};
+  for (const peer of peers) (results[peer] = []), (cpu[peer] = []);
   for (let round = 0; round < ROUNDS; round++) {
     for (const peer of peers) {
       const handle = await startPeer(peer);
-      results[peer].push(await scenario(CLIENTS[peer](handle.port)));
+      const scenario = makeScenario.perPeer ? makeScenario(peer) : makeScenario;
+      const before = await serverCpu(handle.port);
+      const outcome = await scenario(CLIENTS[peer](handle.port));
+      const after = await serverCpu(handle.port);
+      if (outcome && outcome.rate !== undefined) {
+        results[peer].push(outcome.rate);
+        cpu[peer].push((after - before) / outcome.ops);
+      } else results[peer].push(outcome);
       await stopPeer(handle);
     }
   }
-  return results;
+  return Object.keys(cpu).some((peer) => cpu[peer].length) ? Object.assign(results, { [CPU]: cpu }) : results;
 }
+const CPU = Symbol('cpu µs per operation');
+const perPeer = (factory) => Object.assign(factory, { perPeer: true });
 
 const started = Date.now();
 const streaming = ['ours', 'bc210', 'engineio', 'sockjs'];
@@ -350,15 +392,22 @@ const add = (name, unit, better, perPeer) => {
   report.scenarios[name] = { unit, better, median: Object.fromEntries(Object.entries(perPeer).map(([peer, values]) => [peer, median(values)])) };
   console.log(`${name}: ${JSON.stringify(report.scenarios[name].median)}`);
 };
+// A throughput scenario adds two rows: its rate, and the server's CPU per operation.
+const addThroughput = (name, unit, operation, results) => {
+  add(`${name} (${unit})`, 'per s', 'higher', results);
+  add(`${name}: server CPU (µs per ${operation})`, 'µs', 'lower', results[CPU]);
+};
 
 // BENCH_ONLY=handshake,memory runs just those groups (a quick look while
 // working); results files are written only by a full run.
 const only = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 const want = (group) => only.size === 0 || only.has(group);
-if (want('handshake')) add('handshake (sessions/s)', 'per s', 'higher', await measure(['ours', 'bc210', 'engineio', 'sockjs', 'bare'], scenarios.handshake));
-if (want('push')) add('push 50 B (messages/s)', 'per s', 'higher', await measure(streaming, scenarios.push(50)));
-if (want('push')) add('push 4 KB (messages/s)', 'per s', 'higher', await measure(streaming, scenarios.push(4096)));
-if (want('forward')) add('forward (messages/s)', 'per s', 'higher', await measure(streaming, scenarios.forward));
+// BENCH_PEERS=ours,bc210 limits the peers, likewise.
+const peerFilter = new Set((process.env.BENCH_PEERS ?? '').split(',').filter(Boolean));
+if (want('handshake')) addThroughput('handshake', 'sessions/s', 'session', await measure(['ours', 'bc210', 'engineio', 'sockjs', 'floor', 'bare'], perPeer(scenarios.handshake)));
+if (want('push')) addThroughput('push 50 B', 'messages/s', 'message', await measure(streaming, scenarios.push(50)));
+if (want('push')) addThroughput('push 4 KB', 'messages/s', 'message', await measure(streaming, scenarios.push(4096)));
+if (want('forward')) addThroughput('forward', 'messages/s', 'message', await measure(streaming, scenarios.forward));
 if (want('latency')) {
   const latency = await measure(streaming, scenarios.latency);
   add('latency p50 (ms)', 'ms', 'lower', Object.fromEntries(Object.entries(latency).map(([p, v]) => [p, v.map((x) => x.p50)])));
@@ -376,7 +425,7 @@ if (want('churn')) {
   add('heap growth after 20k sessions opened and closed (MB)', 'MB', 'lower', Object.fromEntries(Object.entries(churned).map(([p, v]) => [p, [v.heapGrowthMB]])));
   report.sessionsLeftAfterChurn = Object.fromEntries(Object.entries(churned).map(([p, v]) => [p, v.sessionsLeft]));
 }
-if (only.size > 0) {
+if (only.size > 0 && !process.env.BENCH_WRITE) {
   agent.destroy();
   process.exit(0);
 }
@@ -409,4 +458,5 @@ const table = [
 console.log(`\n${table}`);
 writeFileSync(new URL('./results.md', import.meta.url), `${table}\n`);
 writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(report, null, 2)}\n`);
+writeFileSync(new URL('./results.svg', import.meta.url), `${chartSvg(report)}\n`);
 agent.destroy();

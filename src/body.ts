@@ -18,6 +18,7 @@ import type { IncomingMessage } from 'node:http';
 import { ProtocolError } from './errors.ts';
 import { type DecodeLimits, type ForwardBatch, decodeBody, decodeParsedBody } from './maps.ts';
 import type { ResolvedOptions } from './options.ts';
+import { Deadlines } from './deadlines.ts';
 
 // ## Reading a batch
 //
@@ -25,14 +26,15 @@ import type { ResolvedOptions } from './options.ts';
 // middleware, not by us.
 /**
  * Reads and decodes a request body.
+ * @param timeouts - the server's `bodyTimeout` countdowns (see `deadlines.ts`).
  * @returns the batch (null when it carries no maps) and the body's size in characters.
  * @throws ProtocolError - `413`, `408`, or `400` for a body that does not decode.
  */
-export async function readBatch(req: IncomingMessage, options: ResolvedOptions): Promise<{ batch: ForwardBatch | null; bytes: number }> {
+export async function readBatch(req: IncomingMessage, options: ResolvedOptions, timeouts: BodyTimeouts): Promise<{ batch: ForwardBatch | null; bytes: number }> {
   const contentType = req.headers['content-type'];
   const parsed = (req as { body?: unknown }).body;
   if (parsed !== undefined && req.readableEnded) return { batch: decodeParsedBody(parsed, contentType, decodeLimits(options)), bytes: 0 };
-  const text = await readText(req, options.maxBodyBytes, options.bodyTimeout);
+  const text = await readText(req, options.maxBodyBytes, timeouts);
   return { batch: decodeBody(text, contentType, decodeLimits(options)), bytes: text.length };
 }
 
@@ -46,31 +48,58 @@ function decodeLimits(options: ResolvedOptions): DecodeLimits {
 // stays usable. A body that trickles in is cut off after `bodyTimeout`
 // with `408` and `Connection: close`, so one slow client cannot hold a
 // request (and its buffer) open for ever.
-function readText(req: IncomingMessage, limit: number, timeoutMs: number): Promise<string> {
+//
+// Every forward POST reads a body, so the clock is not a `setTimeout` of
+// its own but an entry in the server's `BodyTimeouts`, a `Deadlines`
+// queue whose key is the function that gives up. There is no `error`
+// listener: a request that fails or is aborted always ends with `close`
+// before its end, and `IncomingMessage` emits no `error` when nobody
+// listens for one.
+/** The server's queue of body countdowns; each key is called if its body is late. */
+export type BodyTimeouts = Deadlines<() => void>;
+
+/** Makes the queue for a server whose `bodyTimeout` is `timeoutMs`. */
+export function bodyTimeouts(timeoutMs: number): BodyTimeouts {
+  return new Deadlines(timeoutMs, (giveUp) => giveUp());
+}
+
+function readText(req: IncomingMessage, limit: number, timeouts: BodyTimeouts): Promise<string> {
   return new Promise((resolve, reject) => {
+    if (Number(req.headers['content-length']) > limit) {
+      req.resume();
+      return reject(tooLarge(limit));
+    }
     const chunks: Buffer[] = [];
     let size = 0;
+    let settled = false;
     const stop = (error: ProtocolError): void => {
-      clearTimeout(timer);
+      if (settled) return;
+      settled = true;
+      timeouts.cancel(giveUp);
       req.removeListener('data', onData);
       req.resume();
       reject(error);
     };
+    const giveUp = (): void => stop(new ProtocolError(408, 'TIMEOUT', `Body not received within ${timeouts.durationMs} ms (bodyTimeout)`, { Connection: 'close' }));
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limit) return stop(new ProtocolError(413, 'BODY_TOO_LARGE', `Body larger than ${limit} bytes (maxBodyBytes)`));
+      if (size > limit) return stop(tooLarge(limit));
       chunks.push(chunk);
     };
-    const timer = setTimeout(() => stop(new ProtocolError(408, 'TIMEOUT', `Body not received within ${timeoutMs} ms (bodyTimeout)`, { Connection: 'close' })), timeoutMs).unref();
-    if (Number(req.headers['content-length']) > limit) return stop(new ProtocolError(413, 'BODY_TOO_LARGE', `Body larger than ${limit} bytes (maxBodyBytes)`));
+    timeouts.start(giveUp);
     req.on('data', onData);
-    req.once('end', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('utf8'));
+    req.on('end', () => {
+      if (settled) return;
+      settled = true;
+      timeouts.cancel(giveUp);
+      resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
     });
-    req.once('error', (error) => stop(new ProtocolError(400, 'BAD_BODY', `Request failed: ${error.message}`)));
-    req.once('close', () => {
+    req.on('close', () => {
       if (!req.readableEnded) stop(new ProtocolError(400, 'BAD_BODY', 'Request aborted'));
     });
   });
+}
+
+function tooLarge(limit: number): ProtocolError {
+  return new ProtocolError(413, 'BODY_TOO_LARGE', `Body larger than ${limit} bytes (maxBodyBytes)`);
 }

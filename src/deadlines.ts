@@ -48,7 +48,8 @@ export class Deadlines<K> {
    * @param expire - called once for each key whose countdown ends; it is removed first.
    */
   constructor(
-    private readonly durationMs: number,
+    /** How long every countdown lasts, in milliseconds. */
+    readonly durationMs: number,
     private readonly expire: (key: K) => void,
   ) {}
 

@@ -27,7 +27,7 @@ import { framingFor, lengthPrefixed } from './encoding.ts';
 import { ProtocolError, badQuery, unknownSession } from './errors.ts';
 import { serveClient } from './client-file.ts';
 import { CONTENT_TYPE, preflightHeaders, responseHeaders, shareHeaderValues } from './headers.ts';
-import { readBatch } from './body.ts';
+import { type BodyTimeouts, readBatch } from './body.ts';
 import type { ForwardBatch } from './maps.ts';
 import type { ResolvedOptions } from './options.ts';
 import { Session, type SessionHost } from './session.ts';
@@ -64,6 +64,8 @@ export interface HandlerContext {
   readonly onAppError: (error: unknown, session: Session | null) => void;
   /** What every session shares: limits, the idle queue, the registry's `forget`. */
   readonly host: SessionHost;
+  /** Countdowns for bodies still arriving (`bodyTimeout`). */
+  readonly bodyTimeouts: BodyTimeouts;
 }
 
 /** A connect-style `next` callback. */
@@ -205,7 +207,7 @@ function lookUpSession(context: HandlerContext, query: Query): Session | null {
 async function create(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
   checkCapacity(context);
-  const { batch, bytes } = await readBatch(req, context.options);
+  const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts);
   const session = startSession(context, req, query, requestId, batch, bytes);
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, handshakeHeaders(req, session)));
   session.attachBackChannel(res, framingFor('xmlhttp'), false);
@@ -298,7 +300,7 @@ function handshakeHeaders(req: IncomingMessage, session: Session): Record<string
 // ```
 async function forward(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
-  const { batch, bytes } = await readBatch(req, context.options);
+  const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts);
   if (isClosed(session)) throw unknownSession();
   const overflow = session.receive(requestId, batch, bytes);
   if (overflow !== null) throw new ProtocolError(400, 'LIMIT_EXCEEDED', overflow);
@@ -335,7 +337,7 @@ function backChannel(context: HandlerContext, req: IncomingMessage, res: ServerR
 async function terminate(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session | null): Promise<void> {
   if (!session) throw badQuery('Terminate needs a SID');
   const requestId = integerParam(query.RID, 'RID');
-  if (req.method === 'POST') await readBatch(req, context.options);
+  if (req.method === 'POST') await readBatch(req, context.options, context.bodyTimeouts);
   session.terminateAt(requestId);
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
   res.end();

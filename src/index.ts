@@ -34,6 +34,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Next, createHandler } from './handler.ts';
 import { type BrowserChannelOptions, resolveOptions } from './options.ts';
+import { bodyTimeouts } from './body.ts';
 import { Deadlines } from './deadlines.ts';
 import { Session, type SessionHost } from './session.ts';
 
@@ -109,7 +110,9 @@ export function browserChannel(
   // One `SessionHost` for all sessions: the limits, the heartbeat interval,
   // the registry's `forget`, and a single queue of idle countdowns
   // (`deadlines.ts`) whose one `unref`ed timer stands in for a timer per
-  // session. `close()` stops it, so nothing of ours is left ticking.
+  // session. Bodies being read get a queue of their own, for
+  // `bodyTimeout`. `close()` stops both, so nothing of ours is left
+  // ticking.
   const host: SessionHost = {
     limits: options,
     keepAliveInterval: options.keepAliveInterval,
@@ -117,11 +120,13 @@ export function browserChannel(
     forget: (session) => sessions.delete(session.id),
     appError: onAppError,
   };
-  const handler = createHandler({ options, sessions, onConnect, onAppError, host });
+  const bodies = bodyTimeouts(options.bodyTimeout);
+  const handler = createHandler({ options, sessions, onConnect, onAppError, host, bodyTimeouts: bodies });
   const middleware = Object.assign(handler, {
     close(): void {
       for (const session of [...sessions.values()]) session.close();
       host.idle.clear();
+      bodies.clear();
     },
     on(event: 'error', listener: (error: unknown, session: Session | null) => void) {
       events.on(event, listener);

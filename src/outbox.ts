@@ -17,7 +17,7 @@
 // HTTP, timers or events: the session decides when to write and what to
 // do with the callbacks the outbox hands back.
 /** The queue of outgoing arrays, their ids and their acknowledgements. @module */
-import { stringify } from './encoding.ts';
+import { escapeLineSeparators, stringify } from './encoding.ts';
 
 /** Called once when the client acknowledges an array, or with an Error if the session ends first. */
 export type SendCallback = (error?: Error) => void;
@@ -64,8 +64,8 @@ export class Outbox {
 
   // ### Taking what is unsent
   //
-  // Returns the JSON text of one chunk, `[[4,["hello"]],[5,{"a":1}]]`,
-  // marks those arrays sent, and collects their `onSent` callbacks into
+  // Returns the JSON text of one chunk, `[[4,["hello"]],[5,{"a":1}]]`
+  // (line separators escaped, see `encoding.ts`), marks those arrays sent, and collects their `onSent` callbacks into
   // `sent` for the caller to run once the chunk is on the wire. A chunk
   // stops growing once it passes `maxChars` (it always holds at least one
   // array), so what one write puts in a socket buffer stays small even
@@ -85,7 +85,7 @@ export class Outbox {
       array.onSent = null;
       this.lastSentId = array.id;
     }
-    return `[${parts.join(',')}]`;
+    return escapeLineSeparators(`[${parts.join(',')}]`);
   }
 
   // ### Rewinding

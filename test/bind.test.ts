@@ -36,6 +36,32 @@ describe('session creation', () => {
     assert.equal(session.state, 'ok');
   });
 
+  test('session.query decodes like a URL: %-escapes, + as space, first value wins, no prototype, bad escapes kept', async () => {
+    const { sid } = await createSession(server.port, '/channel', '&name=J%C3%BCrgen+M&dup=first&dup=second&__proto__=x&bad=%E0%A4%A&flag&=nameless');
+    const session = server.sessions.find((s) => s.id === sid)!;
+    assert.equal(session.query.name, 'Jürgen M');
+    assert.equal(session.query.dup, 'first');
+    assert.equal(session.query.__proto__, 'x');
+    assert.equal(Object.getPrototypeOf(session.query), null);
+    assert.equal(session.query.bad, '%E0%A4%A');
+    assert.equal(session.query.flag, '');
+    assert.equal('' in session.query, false);
+    assert.equal(session.query.VER, '8');
+    assert.equal(session.query, session.query, 'parsed once, the same object every time');
+  });
+
+  test('session.headers keeps every request header value, credentials included, across many distinct values', async () => {
+    for (let i = 0; i < 1100; i += 100) {
+      const headers = { 'X-Seq': `value-${i}`, Cookie: `token=${i}`, 'Accept-Language': 'de-CH, en;q=0.5' };
+      const response = await request(server.port, 'POST', '/channel/bind?VER=8&RID=1000', 'count=0', headers);
+      const sid = /"c","([^"]+)"/.exec(response.body)![1]!;
+      const session = server.sessions.find((s) => s.id === sid)!;
+      assert.equal(session.headers['x-seq'], `value-${i}`);
+      assert.equal(session.headers.cookie, `token=${i}`);
+      assert.equal(session.headers['accept-language'], 'de-CH, en;q=0.5');
+    }
+  });
+
   test('session ids are 128-bit URL-safe base64 and distinct', async () => {
     const ids = new Set<string>();
     for (let i = 0; i < 20; i++) ids.add((await createSession(server.port)).sid);
@@ -335,6 +361,38 @@ describe('timers and endings', () => {
     const gone = await request(server.port, 'POST', `/channel/bind?VER=8&SID=${idle.sid}&RID=1001`, 'count=0');
     assert.equal(gone.status, 400);
     assert.ok(gone.body.indexOf('Unknown SID') > 0, 'Unknown SID must sit past index 0');
+  });
+
+  test('a long poll answered at once starts the idle countdown over', async () => {
+    const { sid } = await createSession(server.port);
+    const session = server.sessions.find((s) => s.id === sid)!;
+    for (let i = 0; i < 6; i++) {
+      session.send(['tick', i]);
+      const poll = await request(server.port, 'GET', `/channel/bind?VER=8&SID=${sid}&RID=rpc&AID=${i}&CI=1&TYPE=xmlhttp`);
+      assert.deepEqual(parseChunks(poll.body).flat().at(-1), [i + 1, ['tick', i]]);
+      await delay(100);
+    }
+    assert.equal(closes.has(sid), false, 'alive after 600 ms of polls with a 200 ms timeout');
+    await until(() => closes.get(sid) === 'Timed out', 1000, 'timeout once the polls stop');
+  });
+
+  test('idle sessions time out in the order they went idle, each near its own deadline', async () => {
+    const created: [string, number][] = [];
+    for (let i = 0; i < 3; i++) {
+      created.push([(await createSession(server.port)).sid, performance.now()]);
+      await delay(80);
+    }
+    const closedAt = new Map<string, number>();
+    await until(() => {
+      for (const [sid] of created) if (closes.has(sid) && !closedAt.has(sid)) closedAt.set(sid, performance.now());
+      return closedAt.size === created.length;
+    }, 2000, 'all three time out');
+    for (const [sid, at] of created) {
+      const waited = closedAt.get(sid)! - at;
+      assert.ok(waited >= 190 && waited < 450, `timed out after ${waited.toFixed(0)} ms, expected about 200`);
+    }
+    const order = [...closedAt.keys()];
+    assert.deepEqual(order, created.map(([sid]) => sid));
   });
 
   test('TYPE=terminate closes with Disconnected only after earlier RIDs are handled', async () => {
