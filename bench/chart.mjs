@@ -44,7 +44,12 @@ export function chartSvg(report) {
   const height = y + 20;
   const width = labelWidth + plotWidth + 60;
   const ticks = [0.25, 0.5, 1, 2, 4].map((t) => `<line x1="${x(t)}" y1="${top - 6}" x2="${x(t)}" y2="${y - rowGap}" class="${t === 1 ? 'one' : 'grid'}"/><text x="${x(t)}" y="${top - 10}" text-anchor="middle" class="tick">×${t}</text>`);
-  const legend = peers.map((peer, i) => `<rect x="${labelWidth + i * 118}" y="${height - 14}" width="10" height="10" fill="${PEER_COLOURS[peer]}"/><text x="${labelWidth + i * 118 + 14}" y="${height - 5}" class="tick">${escapeXml(PEER_NAMES[peer])}</text>`);
+  let legendX = 10;
+  const legend = peers.map((peer) => {
+    const item = `<rect x="${legendX}" y="${height - 14}" width="10" height="10" fill="${PEER_COLOURS[peer]}"/><text x="${legendX + 14}" y="${height - 5}" class="tick">${escapeXml(PEER_NAMES[peer])}</text>`;
+    legendX += 30 + PEER_NAMES[peer].length * 6;
+    return item;
+  });
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height + 6}" viewBox="0 0 ${width} ${height + 6}" font-family="system-ui, sans-serif">`,
     '<style>.label{font-size:11px;fill:#222}.value{font-size:9px;fill:#333}.tick{font-size:10px;fill:#555}.grid{stroke:#ddd}.one{stroke:#000;stroke-width:1.5}</style>',
