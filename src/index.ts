@@ -42,6 +42,7 @@ export { Session } from './session.ts';
 export type { SessionState, SendCallback } from './session.ts';
 export type { BrowserChannelOptions, CorsFunction, Closable } from './options.ts';
 export type { ClientMap } from './maps.ts';
+export type { Query } from './query.ts';
 export type { Next } from './handler.ts';
 export { ProtocolError, type ProtocolErrorCode } from './errors.ts';
 

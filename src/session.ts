@@ -25,7 +25,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Deadlines } from './deadlines.ts';
 import type { Framing } from './encoding.ts';
 import type { ClientMap, ForwardBatch, ForwardItem } from './maps.ts';
-import { Inbox, type InboxLimits, type MapReceiver } from './inbox.ts';
+import { Inbox, type InboxLimits } from './inbox.ts';
 import { Outbox, type SendCallback } from './outbox.ts';
 import { type Query, parseQuery } from './query.ts';
 
@@ -128,7 +128,7 @@ const MAX_CHUNK_CHARS = 64 * 1024;
 // | `error` | the error | app code (a listener or a callback) threw |
 // | `drain` | | the client has acknowledged everything queued |
 /** One client session. Sessions reach the app through the factory's `onConnect`. */
-export class Session extends EventEmitter implements MapReceiver {
+export class Session extends EventEmitter {
   /** The session id (the `SID` on the wire). */
   readonly id: string;
   /** The client's address when the session was created. */
