@@ -27,7 +27,6 @@ export function chartSvg(report) {
   let y = top;
   for (const [name, scenario] of rows) {
     const present = peers.filter((peer) => peer in scenario.ratios);
-    const height = present.length * barHeight + rowGap;
     parts.push(`<text x="${labelWidth - 10}" y="${y + (present.length * barHeight) / 2 + 4}" text-anchor="end" class="label">${escapeXml(name)}</text>`);
     for (const peer of present) {
       const ratio = scenario.ratios[peer];

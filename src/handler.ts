@@ -32,7 +32,7 @@ import type { ForwardBatch } from './maps.ts';
 import type { ResolvedOptions } from './options.ts';
 import { Session, type SessionHost } from './session.ts';
 import { newSessionId } from './session-id.ts';
-import { type Query, parseQuery } from './query.ts';
+import { type Query, parseUrl } from './query.ts';
 import {
   checkHttpSessionId,
   fastHandshakeBatch,
@@ -50,8 +50,10 @@ import {
 //
 // Everything shared between requests lives in one `HandlerContext`, built
 // once by the factory: the options, the session registry, the app's
-// callbacks, and the `SessionHost` every session is created with. Sessions are kept in a `Map`, not a plain object: 2.1.0's
-// `sessions[SID]` let `SID=__proto__` reach `Object.prototype` and crash.
+// callbacks, the `SessionHost` every session is created with, and the
+// queue of body countdowns. Sessions are kept in a `Map`, not a plain
+// object: 2.1.0's `sessions[SID]` let `SID=__proto__` reach
+// `Object.prototype` and crash.
 /** State shared by every request of one middleware. */
 export interface HandlerContext {
   /** Resolved options. */
@@ -101,15 +103,6 @@ function routeOf(path: string, base: string): string | null {
   if (!path.startsWith(`${base}/`)) return null;
   return path.slice(base.length);
 }
-
-// The query is parsed by `query.ts`.
-function parseUrl(url: string): { path: string; query: Query } {
-  const mark = url.indexOf('?');
-  if (mark === -1) return { path: url, query: parseQuery('') };
-  return { path: url.slice(0, mark), query: parseQuery(url.slice(mark + 1)) };
-}
-
-
 
 // ## CORS preflight
 //

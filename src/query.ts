@@ -49,6 +49,14 @@ export function parseQuery(text: string): Query {
   return query;
 }
 
+// A request URL is a path and, after the first `?`, its query.
+/** Splits a request URL into its path and its parsed query. */
+export function parseUrl(url: string): { path: string; query: Query } {
+  const mark = url.indexOf('?');
+  if (mark === -1) return { path: url, query: parseQuery('') };
+  return { path: url.slice(0, mark), query: parseQuery(url.slice(mark + 1)) };
+}
+
 function decode(text: string): string {
   if (text.indexOf('%') === -1 && text.indexOf('+') === -1) return text;
   const spaced = text.replace(/\+/g, ' ');

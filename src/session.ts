@@ -27,7 +27,7 @@ import type { Framing } from './encoding.ts';
 import type { ClientMap, ForwardBatch, ForwardItem } from './maps.ts';
 import { Inbox, type InboxLimits } from './inbox.ts';
 import { Outbox, type SendCallback } from './outbox.ts';
-import { type Query, parseQuery } from './query.ts';
+import { type Query, parseUrl } from './query.ts';
 
 // ## States
 //
@@ -187,10 +187,7 @@ export class Session extends EventEmitter {
   // read sees the same one.
   /** Query parameters of the request that created the session. */
   get query(): Query {
-    if (typeof this.queryOrUrl === 'string') {
-      const mark = this.queryOrUrl.indexOf('?');
-      this.queryOrUrl = parseQuery(mark === -1 ? '' : this.queryOrUrl.slice(mark + 1));
-    }
+    if (typeof this.queryOrUrl === 'string') this.queryOrUrl = parseUrl(this.queryOrUrl).query;
     return this.queryOrUrl;
   }
 
@@ -326,9 +323,10 @@ export class Session extends EventEmitter {
 
   // ## Back channels
   //
-  // A new back channel replaces the old one (which is ended), stops the
-  // idle timeout, starts the heartbeat, and rewinds the outbox: whatever the
-  // client has not acknowledged on this request goes down again.
+  // A new back channel replaces the old one (which is ended) and rewinds
+  // the outbox: whatever the client has not acknowledged on this request
+  // goes down again. A channel that stays open then leaves the idle queue
+  // and starts its heartbeat.
   //
   // A back channel that does not stream and finds arrays waiting (the
   // handshake response always does; a long poll often does) is answered
