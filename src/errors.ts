@@ -47,7 +47,9 @@ export type ProtocolErrorCode =
   | 'FORBIDDEN'
   | 'TOO_MANY_SESSIONS'
   | 'LIMIT_EXCEEDED'
-  | 'TIMEOUT';
+  | 'TIMEOUT'
+  | 'REFUSED'
+  | 'SHUTTING_DOWN';
 
 // ## The error class
 //

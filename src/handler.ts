@@ -22,7 +22,8 @@
 // with the status the Closure client expects, and the process and every
 // other session carry on.
 /** Request routing for `/test` and `/bind`, and the HTTP error boundary. @module */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { checkAllowed } from './auth.ts';
 import { framingFor, lengthPrefixed } from './encoding.ts';
 import { ProtocolError, badQuery, unknownSession } from './errors.ts';
 import { serveClient } from './client-file.ts';
@@ -30,7 +31,8 @@ import { CONTENT_TYPE, preflightHeaders, responseHeaders, shareHeaderValues } fr
 import { type BodyTimeouts, readBatch } from './body.ts';
 import type { ForwardBatch } from './maps.ts';
 import type { ResolvedOptions } from './options.ts';
-import { Session, type SessionHost } from './session.ts';
+import { type AnySession, Session, type SessionHost } from './session.ts';
+import type { Refusal } from './observe.ts';
 import { newSessionId } from './session-id.ts';
 import { type Query, parseUrl } from './query.ts';
 import {
@@ -59,29 +61,58 @@ export interface HandlerContext {
   /** Resolved options. */
   readonly options: ResolvedOptions;
   /** Live sessions by id. */
-  readonly sessions: Map<string, Session>;
+  readonly sessions: Map<string, AnySession>;
   /** The app's connect callback. */
-  readonly onConnect: (session: Session, req: IncomingMessage) => void;
+  readonly onConnect: (session: AnySession, req: IncomingMessage) => void;
   /** Where exceptions from app code go when no session listener takes them. */
-  readonly onAppError: (error: unknown, session: Session | null) => void;
+  readonly onAppError: (error: unknown, session: AnySession | null) => void;
   /** What every session shares: limits, the idle queue, the registry's `forget`. */
   readonly host: SessionHost;
   /** Countdowns for bodies still arriving (`bodyTimeout`). */
   readonly bodyTimeouts: BodyTimeouts;
+  /** `draining` is set by `shutdown()`: new sessions are refused from then on. */
+  readonly gate: { draining: boolean };
+  /** Tells the app about a new session (`channel.on('session')`). */
+  readonly opened: (session: AnySession) => void;
+  /** Tells the app about a request answered with an error (`channel.on('refused')`). */
+  readonly refused: (refusal: Refusal) => void;
 }
 
 /** A connect-style `next` callback. */
 export type Next = (error?: unknown) => void;
 
 // ## Routing
+//
+// Express and connect strip the mount path from `req.url` before a
+// mounted handler sees it: after `app.use('/channel', channel)`, a
+// request for `/channel/bind` arrives as `/bind`. So a path that is not
+// ours as it stands is tried once more with the mount path put back,
+// taken from express's `req.baseUrl` or, in connect, from the part of
+// `req.originalUrl` that `req.url` lost. All three of these work:
+//
+// | mounted with | serves |
+// |---|---|
+// | `app.use(channel)` | `/channel/bind` |
+// | `app.use('/channel', channel)` | `/channel/bind` |
+// | `app.use('/rt', channel)` | `/rt/channel/bind` |
 /** Builds the `(req, res, next)` function for a context. */
 export function createHandler(context: HandlerContext): (req: IncomingMessage, res: ServerResponse, next?: Next) => void {
   return (req, res, next) => {
     const { path, query } = parseUrl(req.url ?? '/');
-    const route = routeOf(path, context.options.base);
+    const base = context.options.base;
+    const route = routeOf(path, base) ?? routeOf(mountPath(req, path) + path, base);
     if (route === null) return next ? next() : fail(context, req, res, notFound());
     dispatch(context, route, req, res, query).catch((error: unknown) => fail(context, req, res, error));
   };
+}
+
+type Mounted = IncomingMessage & { baseUrl?: unknown; originalUrl?: unknown };
+
+function mountPath(req: Mounted, path: string): string {
+  if (typeof req.baseUrl === 'string') return req.baseUrl;
+  if (typeof req.originalUrl !== 'string' || req.originalUrl === req.url) return '';
+  const original = parseUrl(req.originalUrl).path;
+  return original.endsWith(path) ? original.slice(0, original.length - path.length) : '';
 }
 
 async function dispatch(context: HandlerContext, route: string, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
@@ -173,7 +204,7 @@ async function bind(context: HandlerContext, req: IncomingMessage, res: ServerRe
   throw new ProtocolError(405, 'BAD_METHOD', 'Method not allowed');
 }
 
-function lookUpSession(context: HandlerContext, query: Query): Session | null {
+function lookUpSession(context: HandlerContext, query: Query): AnySession | null {
   const sid = query.SID;
   if (sid === undefined) return null;
   if (sid === '') throw badQuery('SID is empty');
@@ -201,6 +232,8 @@ async function create(context: HandlerContext, req: IncomingMessage, res: Server
   const requestId = integerParam(query.RID, 'RID');
   checkCapacity(context);
   const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts);
+  context.host.observer.bytesIn += bytes;
+  await admit(context, req, query, batch);
   const session = startSession(context, req, query, requestId, batch, bytes);
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, handshakeHeaders(req, session)));
   session.attachBackChannel(res, framingFor('xmlhttp'), false);
@@ -209,11 +242,13 @@ async function create(context: HandlerContext, req: IncomingMessage, res: Server
 // A WebChannel `fastHandshake` is the same, but arrives as a GET with its
 // maps in `$req`, gets the handshake in a header, and stays open as a
 // streaming back channel (see `webchannel.ts`).
-function fastHandshake(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): void {
+async function fastHandshake(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
   checkCapacity(context);
   const limits = { maxMaps: context.options.maxMapsPerRequest, maxKeys: context.options.maxKeysPerMap };
-  const session = startSession(context, req, query, requestId, fastHandshakeBatch(query, limits), 0);
+  const batch = fastHandshakeBatch(query, limits);
+  await admit(context, req, query, batch);
+  const session = startSession(context, req, query, requestId, batch, 0);
   session.attachBackChannel(res, framingFor('xmlhttp'), true);
   const initial = { 'X-HTTP-Initial-Response': headerJson(session.takeInitialResponse()) };
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, { ...handshakeHeaders(req, session), ...initial }));
@@ -222,14 +257,40 @@ function fastHandshake(context: HandlerContext, req: IncomingMessage, res: Serve
 
 // `maxSessions` is checked before the body is read, so a full server
 // spends nothing on a create it will refuse. `503` with `Retry-After`
-// tells a client (and any proxy) the refusal is temporary.
+// tells a client (and any proxy) the refusal is temporary; a server that
+// is shutting down says the same, so the client's retry, or the load
+// balancer, finds another process.
 function checkCapacity(context: HandlerContext): void {
+  if (context.gate.draining) {
+    throw new ProtocolError(503, 'SHUTTING_DOWN', 'Server shutting down', { 'Retry-After': '1' });
+  }
   const { maxSessions } = context.options;
   if (context.sessions.size < maxSessions) return;
   throw new ProtocolError(503, 'TOO_MANY_SESSIONS', `Server full (maxSessions ${maxSessions})`, { 'Retry-After': '5' });
 }
 
-function startSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null, bytes: number): Session {
+// ### Admission
+//
+// The app's `allowRequest` (`auth.ts`) is asked with the headers the
+// session would get. It may take its time (a database, a token
+// service), so the capacity check runs again afterwards: other creates
+// may have filled the server meanwhile.
+async function admit(context: HandlerContext, req: IncomingMessage, query: Query, batch: ForwardBatch | null): Promise<void> {
+  const allow = context.options.allowRequest;
+  if (allow === null) return;
+  const info = { headers: sessionHeaders(context, req, query, batch), query, address: req.socket?.remoteAddress ?? '', webChannel: isWebChannel(query, req) };
+  await checkAllowed(allow, req, info);
+  checkCapacity(context);
+}
+
+// A WebChannel client may send headers inside the request (see
+// `webchannel.ts`); the session sees them merged over the real ones.
+function sessionHeaders(context: HandlerContext, req: IncomingMessage, query: Query, batch: ForwardBatch | null): IncomingHttpHeaders {
+  const extraHeaders = initHeaders(query, context.options.httpHeadersOverwriteParam, batch);
+  return extraHeaders ? { ...req.headers, ...extraHeaders } : req.headers;
+}
+
+function startSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null, bytes: number): AnySession {
   retireOldSession(context, query);
   const session = newSession(context, req, query, requestId, batch);
   try {
@@ -241,6 +302,7 @@ function startSession(context: HandlerContext, req: IncomingMessage, query: Quer
   const overflow = session.receive(requestId, batch, bytes);
   if (overflow !== null) throw new ProtocolError(400, 'LIMIT_EXCEEDED', overflow);
   if (isClosed(session)) throw new ProtocolError(403, 'FORBIDDEN', 'Forbidden');
+  context.opened(session);
   return session;
 }
 
@@ -251,16 +313,15 @@ function retireOldSession(context: HandlerContext, query: Query): void {
   old.close('Reconnected');
 }
 
-function newSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null): Session {
+function newSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null): AnySession {
   const { options } = context;
   const id = newSessionId(options.nodeId);
   const webChannel = isWebChannel(query, req);
   const httpSessionIdParam = requestedSessionIdParam(query);
-  const extraHeaders = initHeaders(query, options.httpHeadersOverwriteParam, batch);
   const session = new Session(context.host, {
     id,
     address: req.socket?.remoteAddress ?? '',
-    headers: shareHeaderValues(extraHeaders ? { ...req.headers, ...extraHeaders } : req.headers),
+    headers: shareHeaderValues(sessionHeaders(context, req, query, batch)),
     url: req.url ?? '',
     firstRequestId: requestId,
     handshake: handshakeArray(id, hostPrefix(options), webChannel, options.keepAliveInterval),
@@ -269,12 +330,13 @@ function newSession(context: HandlerContext, req: IncomingMessage, query: Query,
     httpSessionId: httpSessionIdParam === null ? null : newSessionId(options.nodeId),
   });
   context.sessions.set(session.id, session);
+  context.host.observer.opened(session);
   return session;
 }
 
 // The handshake answer of a WebChannel session says which HTTP version
 // carried it and, if asked for, the routing id.
-function handshakeHeaders(req: IncomingMessage, session: Session): Record<string, string> {
+function handshakeHeaders(req: IncomingMessage, session: AnySession): Record<string, string> {
   const headers: Record<string, string> = {};
   if (session.webChannel) headers['X-Client-Wire-Protocol'] = wireProtocol(req);
   if (session.httpSessionId !== null) headers['X-HTTP-Session-Id'] = session.httpSessionId;
@@ -291,9 +353,10 @@ function handshakeHeaders(req: IncomingMessage, session: Session): Record<string
 // 10
 // [1,57,312]
 // ```
-async function forward(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session): Promise<void> {
+async function forward(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: AnySession): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
   const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts);
+  context.host.observer.bytesIn += bytes;
   if (isClosed(session)) throw unknownSession();
   const overflow = session.receive(requestId, batch, bytes);
   if (overflow !== null) throw new ProtocolError(400, 'LIMIT_EXCEEDED', overflow);
@@ -308,7 +371,7 @@ async function forward(context: HandlerContext, req: IncomingMessage, res: Serve
 // stream; anything else ends it after each chunk. `RID` is always the
 // literal `rpc` here. A long poll may ask, with `TO`, to be answered
 // sooner than the usual heartbeat.
-function backChannel(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session | null): void {
+function backChannel(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: AnySession | null): void {
   if (query.TYPE !== 'xmlhttp' && query.TYPE !== 'html') throw badQuery('GET /bind needs TYPE=xmlhttp, html or terminate');
   if (!session) throw badQuery('Back channel needs a SID');
   if (query.RID !== 'rpc') throw badQuery('Back channel needs RID=rpc');
@@ -327,7 +390,7 @@ function backChannel(context: HandlerContext, req: IncomingMessage, res: ServerR
 // WebChannel, a `navigator.sendBeacon` POST with an empty body. Either way
 // the session closes with `Disconnected` once every earlier `RID` has been
 // handled, so a goodbye never overtakes the last messages.
-async function terminate(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session | null): Promise<void> {
+async function terminate(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: AnySession | null): Promise<void> {
   if (!session) throw badQuery('Terminate needs a SID');
   const requestId = integerParam(query.RID, 'RID');
   if (req.method === 'POST') await readBatch(req, context.options, context.bodyTimeouts);
@@ -364,7 +427,7 @@ function domainOf(query: Query): string | null {
 
 // App code may close a session while we wait on it; TypeScript cannot see
 // that, so the check goes through a function.
-function isClosed(session: Session): boolean {
+function isClosed(session: AnySession): boolean {
   return session.state === 'closed';
 }
 
@@ -380,11 +443,23 @@ function notFound(): ProtocolError {
 // it). Anything else is a bug or an app exception: `500`, and reported.
 // A client that already hung up gets nothing, and if the response had
 // started, it is cut off rather than corrupted.
+//
+// Every error answer is also a refusal the app hears of
+// (`channel.on('refused')`, `stats()`, `NODE_DEBUG`; see `observe.ts`).
 function fail(context: HandlerContext, req: IncomingMessage, res: ServerResponse, error: unknown): void {
   if (!(error instanceof ProtocolError)) context.onAppError(error, null);
   if (res.headersSent || res.destroyed) return void res.destroy();
   const status = error instanceof ProtocolError ? error.status : 500;
   const reason = error instanceof ProtocolError ? error.message : 'Internal server error';
+  const { path, query } = parseUrl(req.url ?? '/');
+  context.refused({
+    status,
+    code: error instanceof ProtocolError ? error.code : 'INTERNAL',
+    reason,
+    method: req.method ?? '',
+    path,
+    sessionId: query.SID ?? null,
+  });
   const extra = error instanceof ProtocolError ? { ...error.headers } : {};
   // HTTP/2 has neither a reason phrase (Node warns if given one) nor `Connection`.
   if (req.httpVersionMajor === 2) delete extra.Connection;

@@ -10,9 +10,19 @@
 // ```
 //
 // A wrong option is programmer misuse, so it throws a `TypeError` naming the
-// option at startup, never later at request time.
+// option at startup, never later at request time. That includes a name
+// that is not an option at all, since a typo would otherwise be a
+// setting silently ignored:
+//
+// ```text
+// TypeError: browserChannel: unknown option `keepAlive` (did you mean `keepAliveInterval`?)
+// TypeError: browserChannel: option `keepAliveInterval` must be a whole number of
+//            milliseconds from 1 to 2147483647, got number Infinity
+// ```
 /** Option types, defaults and validation. @module */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AllowRequest } from './auth.ts';
+import type { Adapter } from './rooms.ts';
 
 // ## The options an app passes
 /** Computes the `Access-Control-Allow-Origin` value for one request. */
@@ -64,6 +74,10 @@ export interface BrowserChannelOptions {
   nodeId?: string | null;
   /** URL parameter that carries WebChannel's `httpHeadersOverwriteParam` headers. Default `$httpHeaders`. */
   httpHeadersOverwriteParam?: string;
+  /** Decides whether a client may have a session (see `auth.ts`). Default: everyone may. */
+  allowRequest?: AllowRequest | null;
+  /** Where rooms live and broadcasts go. Default: a `MemoryAdapter` (one process). */
+  adapter?: Adapter | null;
 }
 
 // ## The resolved form
@@ -109,6 +123,10 @@ export interface ResolvedOptions {
   readonly nodeId: string | null;
   /** Name of the URL parameter holding encoded headers. */
   readonly httpHeadersOverwriteParam: string;
+  /** The admission hook, or null. */
+  readonly allowRequest: AllowRequest | null;
+  /** The adapter, or null for a new `MemoryAdapter`. */
+  readonly adapter: Adapter | null;
 }
 
 // ## Defaults
@@ -138,57 +156,176 @@ const DEFAULTS = {
 } as const;
 
 // ## Resolution
+//
+// Each option has a checker that returns its value or throws; the
+// checkers are listed in one table, which is also the list of names that
+// exist, so an unknown key is caught by the same code.
+const MAX_TIMER = 2 ** 31 - 1;
+type Checker = (name: string, value: unknown) => unknown;
+const CHECKERS: Record<keyof BrowserChannelOptions, Checker> = {
+  base: (name, value) => normaliseBase(value === undefined ? DEFAULTS.base : value as string),
+  hostPrefixes: (name, value) => hostnames(name, value),
+  keepAliveInterval: (name, value) => timer(name, value ?? DEFAULTS.keepAliveInterval),
+  sessionTimeoutInterval: (name, value) => timer(name, value ?? DEFAULTS.sessionTimeoutInterval),
+  cors: (name, value) => oneOf(name, value ?? null, ['string', 'function'], 'a string or a function (req, res) => string'),
+  corsAllowCredentials: (name, value) => oneOf(name, value ?? false, ['boolean'], 'a boolean'),
+  headers: (name, value) => headerObject(name, value ?? {}),
+  server: (name, value) => closable(name, value ?? null),
+  maxBodyBytes: (name, value) => count(name, value ?? DEFAULTS.maxBodyBytes),
+  maxMapsPerRequest: (name, value) => count(name, value ?? DEFAULTS.maxMapsPerRequest),
+  maxKeysPerMap: (name, value) => count(name, value ?? DEFAULTS.maxKeysPerMap),
+  maxHeldRequests: (name, value) => count(name, value ?? DEFAULTS.maxHeldRequests),
+  maxHeldBytes: (name, value) => count(name, value ?? DEFAULTS.maxHeldBytes),
+  maxBufferedBytes: (name, value) => count(name, value ?? DEFAULTS.maxBufferedBytes),
+  maxBufferedArrays: (name, value) => count(name, value ?? DEFAULTS.maxBufferedArrays),
+  maxSessions: (name, value) => (value === undefined || value === Infinity ? Infinity : count(name, value)),
+  bodyTimeout: (name, value) => timer(name, value ?? DEFAULTS.bodyTimeout),
+  nodeId: (name, value) => checkNodeId(value ?? null),
+  httpHeadersOverwriteParam: (name, value) => paramName(name, value ?? DEFAULTS.httpHeadersOverwriteParam),
+  allowRequest: (name, value) => oneOf(name, value ?? null, ['function'], 'a function (req, info) => verdict'),
+  adapter: (name, value) => adapterShape(name, value ?? null),
+};
+
 /**
  * Applies defaults and validates options.
- * @throws TypeError - naming the option when a value has the wrong type or range.
+ * @throws TypeError - naming the option when a name is unknown or a value has the wrong type or range.
  */
 export function resolveOptions(options: BrowserChannelOptions = {}): ResolvedOptions {
-  return Object.freeze({
-    base: normaliseBase(options.base ?? DEFAULTS.base),
-    hostPrefixes: Object.freeze([...(options.hostPrefixes ?? [])]),
-    keepAliveInterval: positive('keepAliveInterval', options.keepAliveInterval ?? DEFAULTS.keepAliveInterval),
-    sessionTimeoutInterval: positive('sessionTimeoutInterval', options.sessionTimeoutInterval ?? DEFAULTS.sessionTimeoutInterval),
-    cors: checkCors(options.cors ?? null),
-    corsAllowCredentials: options.corsAllowCredentials === true,
-    headers: Object.freeze({ ...(options.headers ?? {}) }),
-    maxBodyBytes: positive('maxBodyBytes', options.maxBodyBytes ?? DEFAULTS.maxBodyBytes),
-    maxMapsPerRequest: positive('maxMapsPerRequest', options.maxMapsPerRequest ?? DEFAULTS.maxMapsPerRequest),
-    maxKeysPerMap: positive('maxKeysPerMap', options.maxKeysPerMap ?? DEFAULTS.maxKeysPerMap),
-    maxHeldRequests: positive('maxHeldRequests', options.maxHeldRequests ?? DEFAULTS.maxHeldRequests),
-    maxHeldBytes: positive('maxHeldBytes', options.maxHeldBytes ?? DEFAULTS.maxHeldBytes),
-    maxBufferedBytes: positive('maxBufferedBytes', options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes),
-    maxBufferedArrays: positive('maxBufferedArrays', options.maxBufferedArrays ?? DEFAULTS.maxBufferedArrays),
-    maxSessions: positive('maxSessions', options.maxSessions ?? Infinity),
-    bodyTimeout: positive('bodyTimeout', options.bodyTimeout ?? DEFAULTS.bodyTimeout),
-    nodeId: checkNodeId(options.nodeId ?? null),
-    httpHeadersOverwriteParam: options.httpHeadersOverwriteParam ?? DEFAULTS.httpHeadersOverwriteParam,
-  });
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`browserChannel: options must be an object, got ${describe(options)}`
+      + (typeof options === 'string' ? ' (pass { base: "…" } to set the URL prefix)' : ''));
+  }
+  for (const key of Object.keys(options)) {
+    if (Object.hasOwn(CHECKERS, key)) continue;
+    const near = nearest(key, Object.keys(CHECKERS));
+    throw new TypeError(`browserChannel: unknown option \`${key}\`${near ? ` (did you mean \`${near}\`?)` : ''}`);
+  }
+  const resolved: Record<string, unknown> = {};
+  for (const [name, check] of Object.entries(CHECKERS)) {
+    if (name === 'server') continue;
+    resolved[name] = check(name, (options as Record<string, unknown>)[name]);
+  }
+  CHECKERS.server('server', options.server);
+  resolved.hostPrefixes = Object.freeze(resolved.hostPrefixes as string[]);
+  resolved.headers = Object.freeze({ ...(resolved.headers as Record<string, string>) });
+  return Object.freeze(resolved) as unknown as ResolvedOptions;
 }
 
 // A base is matched segment by segment later, so here it only needs one
 // canonical spelling: a leading slash, no trailing slash, and the root as `""`.
 /** Normalises a base path: `"channel/"` → `"/channel"`, `"/"` → `""`. */
 export function normaliseBase(base: string): string {
-  if (typeof base !== 'string') throw new TypeError('browserChannel: option `base` must be a string');
+  if (typeof base !== 'string') throw new TypeError(`browserChannel: option \`base\` must be a string, got ${describe(base)}`);
   const trimmed = base.replace(/^\/+|\/+$/g, '');
+  if (/[?#\s]/.test(trimmed)) throw new TypeError('browserChannel: option `base` must be a path, without `?`, `#` or spaces');
   return trimmed === '' ? '' : `/${trimmed}`;
 }
 
-function positive(name: string, value: number): number {
-  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
-    throw new TypeError(`browserChannel: option \`${name}\` must be a positive number, got ${String(value)}`);
-  }
-  return value;
+// ## The checkers
+//
+// Every message names the option, what it must be and what it got, type
+// and value, so the fix is obvious from the message alone.
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `string ${JSON.stringify(value.slice(0, 40))}`;
+  if (typeof value === 'number' || typeof value === 'boolean') return `${typeof value} ${String(value)}`;
+  return typeof value;
 }
 
-function checkCors(cors: string | CorsFunction | null): string | CorsFunction | null {
-  if (cors === null || typeof cors === 'string' || typeof cors === 'function') return cors;
-  throw new TypeError('browserChannel: option `cors` must be a string or a function (req, res) => string');
+function fail(name: string, must: string, value: unknown): never {
+  throw new TypeError(`browserChannel: option \`${name}\` must be ${must}, got ${describe(value)}`);
+}
+
+// Node clamps a timer outside 1 … 2^31−1 ms to 1 ms: `Infinity` as a
+// heartbeat interval would send hundreds of heartbeats a second.
+function timer(name: string, value: unknown): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_TIMER) return value;
+  return fail(name, `a whole number of milliseconds from 1 to ${MAX_TIMER}`, value);
+}
+
+function count(name: string, value: unknown): number {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1) return value;
+  return fail(name, 'a whole number of at least 1', value);
+}
+
+function oneOf(name: string, value: unknown, types: string[], must: string): unknown {
+  if (value === null || types.includes(typeof value)) return value;
+  return fail(name, must, value);
+}
+
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+function hostnames(name: string, value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) return fail(name, 'an array of hostnames', value);
+  for (const item of value) {
+    if (typeof item !== 'string' || !HOSTNAME.test(item)) fail(name, 'an array of hostnames', item);
+  }
+  return [...(value as string[])];
+}
+
+function headerObject(name: string, value: unknown): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail(name, 'an object of header names to strings', value);
+  for (const [key, item] of Object.entries(value)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) fail(name, 'an object whose keys are header names', key);
+    if (typeof item !== 'string' || /[\r\n]/.test(item)) fail(`${name}.${key}`, 'a string without line breaks', item);
+  }
+  return value as Record<string, string>;
+}
+
+function closable(name: string, value: unknown): unknown {
+  if (value === null) return null;
+  if (typeof value === 'object' && typeof (value as Closable).on === 'function') return value;
+  return fail(name, 'an http.Server (anything with an on() method)', value);
+}
+
+function adapterShape(name: string, value: unknown): unknown {
+  if (value === null) return null;
+  const methods = ['attach', 'join', 'leave', 'leaveAll', 'broadcast', 'sessionIds', 'close'];
+  const missing = methods.filter((method) => typeof (value as Record<string, unknown>)[method] !== 'function');
+  if (typeof value === 'object' && missing.length === 0) return value;
+  return fail(name, `an Adapter${missing.length ? ` (missing ${missing.join(', ')})` : ''}`, value);
+}
+
+function paramName(name: string, value: unknown): string {
+  if (typeof value === 'string' && /^[A-Za-z0-9$_.-]{1,64}$/.test(value)) return value;
+  return fail(name, 'a URL parameter name (1-64 of A-Z a-z 0-9 $ _ . -)', value);
 }
 
 // A node id becomes the start of every session id, so it must survive a
 // query string and a proxy's routing rule unescaped.
-function checkNodeId(nodeId: string | null): string | null {
-  if (nodeId === null || /^[A-Za-z0-9_-]{1,32}$/.test(nodeId)) return nodeId;
-  throw new TypeError('browserChannel: option `nodeId` must be 1-32 characters of A-Z, a-z, 0-9, _ or -');
+function checkNodeId(nodeId: unknown): string | null {
+  if (nodeId === null || (typeof nodeId === 'string' && /^[A-Za-z0-9_-]{1,32}$/.test(nodeId))) return nodeId;
+  return fail('nodeId', '1-32 characters of A-Z, a-z, 0-9, _ or -', nodeId);
+}
+
+// ## Did you mean
+//
+// The nearest known name by edit distance, if it is near enough to be a
+// typo (`bse` → `base`), or one contains the other (`keepAlive` →
+// `keepAliveInterval`).
+function nearest(key: string, names: string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const name of names) {
+    const lower = key.toLowerCase();
+    const distance = name.toLowerCase().includes(lower) || lower.includes(name.toLowerCase())
+      ? Math.abs(name.length - key.length) / 10
+      : editDistance(lower, name.toLowerCase());
+    if (distance < bestDistance) [best, bestDistance] = [name, distance];
+  }
+  return bestDistance <= Math.max(2, key.length / 3) ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length]!;
 }

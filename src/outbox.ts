@@ -17,14 +17,14 @@
 // HTTP, timers or events: the session decides when to write and what to
 // do with the callbacks the outbox hands back.
 /** The queue of outgoing arrays, their ids and their acknowledgements. @module */
-import { escapeLineSeparators, stringify } from './encoding.ts';
+import { escapeLineSeparators } from './encoding.ts';
 
 /** Called once when the client acknowledges an array, or with an Error if the session ends first. */
 export type SendCallback = (error?: Error) => void;
 
-// An array waiting to be sent or acknowledged. The payload is serialised
-// once, when queued: that reports an unsendable value to the caller of
-// `send`, and every later write and byte count reuses the same text.
+// An array waiting to be sent or acknowledged. The payload arrives as JSON
+// text, serialised once before it is queued (by `send`, or once for a
+// whole broadcast): every later write and byte count reuses that text.
 interface OutgoingArray {
   readonly id: number;
   readonly json: string;
@@ -48,12 +48,8 @@ export class Outbox {
   // onto `[]` would reserve room for seventeen, about 140 bytes that an
   // idle session (whose only array is the unacknowledged handshake) would
   // carry for nothing.
-  /**
-   * Adds an array and returns its id.
-   * @throws TypeError - if `data` has no JSON form (nothing is queued).
-   */
-  queue(data: unknown, onSent: SendCallback | null, onAck: SendCallback | null): number {
-    const json = stringify(data);
+  /** Adds an array, given as its payload's JSON text, and returns its id. */
+  queue(json: string, onSent: SendCallback | null, onAck: SendCallback | null): number {
     const id = ++this.lastQueuedId;
     const array: OutgoingArray = { id, json, onSent, onAck };
     if (this.arrays.length === 0) this.arrays = [array];

@@ -21,13 +21,19 @@
 // details stay in `handler.ts`.
 /** The Session class: state machine, outgoing arrays, acks and timers. @module */
 import { EventEmitter } from 'node:events';
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { BroadcastTarget } from './broadcast.ts';
 import type { Deadlines } from './deadlines.ts';
-import type { Framing } from './encoding.ts';
+import { type Framing, stringify } from './encoding.ts';
 import type { ClientMap, ForwardBatch, ForwardItem } from './maps.ts';
 import { Inbox, type InboxLimits } from './inbox.ts';
 import { Outbox, type SendCallback } from './outbox.ts';
+import { type Observer, shortId } from './observe.ts';
 import { type Query, parseUrl } from './query.ts';
+import { type Adapter, checkRoom } from './rooms.ts';
+
+/** @internal A session of any type parameters, as the server's own code sees it. */
+export type AnySession = Session<unknown, unknown, object>;
 
 // ## States
 //
@@ -74,12 +80,16 @@ export interface SessionHost {
   readonly limits: SessionLimits;
   /** Heartbeat interval in milliseconds. */
   readonly keepAliveInterval: number;
-  /** Idle countdowns (`sessionTimeoutInterval` long) of sessions with no back channel; expiry closes them. */
-  readonly idle: Deadlines<Session>;
+  /** Idle countdowns of sessions with no back channel; expiry closes them. */
+  readonly idle: Deadlines<AnySession>;
+  /** Where rooms live and broadcasts go (`rooms.ts`). */
+  readonly adapter: Adapter;
+  /** The server's counters and debug output (`observe.ts`). */
+  readonly observer: Observer;
   /** Called once, when a session closes, so the registry can forget it. */
-  forget(session: Session): void;
+  forget(session: AnySession, reason: string): void;
   /** Called with exceptions thrown by app code that no `error` listener on the session takes. */
-  appError(error: unknown, session: Session): void;
+  appError(error: unknown, session: AnySession): void;
 }
 
 /** Per-session memory bounds, from the options of the same names. */
@@ -115,6 +125,12 @@ const RECYCLE_BYTES = 10 * 1024;
 // bigger backlog leaves in several chunks (see `Outbox.takeUnsent`).
 const MAX_CHUNK_CHARS = 64 * 1024;
 
+// The arrays the server says on its own behalf, serialised once for all.
+const NOOP_JSON = '["noop"]';
+const STOP_JSON = '["stop"]';
+const CLOSE_JSON = '["close"]';
+const NO_ROOMS: ReadonlySet<string> = new Set();
+
 // ## The Session class
 //
 // Sessions are `EventEmitter`s, as in 2.1.0:
@@ -127,8 +143,18 @@ const MAX_CHUNK_CHARS = 64 * 1024;
 // | `close` | the reason | once, when the session ends |
 // | `error` | the error | app code (a listener or a callback) threw |
 // | `drain` | | the client has acknowledged everything queued |
-/** One client session. Sessions reach the app through the factory's `onConnect`. */
-export class Session extends EventEmitter {
+//
+// The type parameters are the app's: `In` is what clients send, `Out`
+// what the server sends them, `Data` the shape of `session.data`. They
+// change no behaviour and default to what JSON can carry.
+/**
+ * One client session. Sessions reach the app through the factory's `onConnect`.
+ * @typeParam In - messages from the client.
+ * @typeParam Out - messages to the client.
+ * @typeParam Data - the app's per-session state, `session.data`.
+ */
+export class Session<In = unknown, Out = unknown, Data extends object = Record<string, unknown>>
+  extends EventEmitter {
   /** The session id (the `SID` on the wire). */
   readonly id: string;
   /** The client's address when the session was created. */
@@ -161,6 +187,8 @@ export class Session extends EventEmitter {
   private readonly inbox: Inbox;
   private readonly host: SessionHost;
   private queryOrUrl: Query | string;
+  private roomSet: Set<string> | null = null;
+  private appData: Data | null = null;
 
   /** @internal Sessions are created by the handler and handed to `onConnect`. */
   constructor(host: SessionHost, init: SessionInit) {
@@ -175,7 +203,7 @@ export class Session extends EventEmitter {
     this.httpSessionIdParam = init.httpSessionIdParam;
     this.inbox = new Inbox(init.firstRequestId, host.limits, this);
     this.host.idle.start(this);
-    this.outbox.queue(init.handshake, null, null);
+    this.outbox.queue(JSON.stringify(init.handshake), null, null);
   }
 
   // ## The creating request's query
@@ -196,6 +224,65 @@ export class Session extends EventEmitter {
     return this.query.CVER ?? null;
   }
 
+  // ## The app's own state
+  //
+  // `session.data` is the app's: who the user is, what they are allowed,
+  // anything it wants to find again from the session. We never read it.
+  // It is made on first use, so sessions whose app never looks carry no
+  // empty object.
+  /** The app's per-session state. Starts as `{}`; assign or mutate it freely. */
+  get data(): Data {
+    return (this.appData ??= {} as Data);
+  }
+
+  set data(value: Data) {
+    this.appData = value;
+  }
+
+  // ## Rooms
+  //
+  // Joining and leaving go through the server's adapter (`rooms.ts`),
+  // which keeps the index broadcasts use; the session keeps the other
+  // direction, its own room names, so that closing can leave them all.
+  // Both answer with a Promise: with an adapter for many processes, a
+  // join is done when every process will deliver the room's broadcasts
+  // here, which takes a round trip. In one process they resolve at once.
+  // A closed session joins nothing, and its Promise resolves all the same.
+  /** The rooms this session is in. */
+  get rooms(): ReadonlySet<string> {
+    return this.roomSet ?? NO_ROOMS;
+  }
+
+  /**
+   * Joins `room`. Resolves once broadcasts to the room reach this session.
+   * @throws TypeError - if `room` is not a string of 1 to 256 characters.
+   */
+  join(room: string): Promise<void> {
+    checkRoom(room);
+    if (this.state === 'closed' || this.roomSet?.has(room)) return Promise.resolve();
+    (this.roomSet ??= new Set()).add(room);
+    return this.host.adapter.join(this, room);
+  }
+
+  /** Leaves `room`. Resolves once broadcasts to the room no longer reach this session. */
+  leave(room: string): Promise<void> {
+    checkRoom(room);
+    if (!this.roomSet?.delete(room)) return Promise.resolve();
+    if (this.roomSet.size === 0) this.roomSet = null;
+    return this.host.adapter.leave(this, room);
+  }
+
+  // `session.to(room)` is the usual way for one client's message to reach
+  // the others in its room: the room, less the session itself.
+  /** A broadcast target: the members of `rooms`, except this session. */
+  to(rooms: string | readonly string[]): BroadcastTarget<Out> {
+    return new BroadcastTarget<Out>(this.host.adapter, {
+      rooms: null,
+      exceptRooms: [],
+      exceptIds: [this.id],
+    }).to(rooms);
+  }
+
   // ## Sending
   //
   // `send` queues one array and schedules a flush. Flushing waits for the
@@ -203,12 +290,21 @@ export class Session extends EventEmitter {
   // `onConnect` says) leaves as one chunk with one length prefix.
   /**
    * Queues `data` for the client.
-   * @param callback - called once the client acknowledges the array, or with an Error if the session ends first.
+   * @param callback - called once the client acknowledges the array, or with
+   *   an Error if the session ends first.
    * @returns the array id, or -1 when the session is closed (the callback then gets an Error).
    * @throws TypeError - if `data` has no JSON form.
    */
-  send(data: unknown, callback?: SendCallback): number {
-    return this.enqueue(data, null, callback ?? null);
+  send(data: Out, callback?: SendCallback): number {
+    return this.enqueue(stringify(data), null, callback ?? null, true);
+  }
+
+  // A broadcast arrives here already serialised: the text was made once
+  // for every recipient (`broadcast.ts`), and this session only gives it
+  // an array id of its own.
+  /** @internal Queues an array whose JSON text is already made. */
+  sendJson(json: string): number {
+    return this.enqueue(json, null, null, true);
   }
 
   // `stop` asks the client to go away for good: on `["stop"]` the Closure
@@ -220,7 +316,7 @@ export class Session extends EventEmitter {
    * @param callback - called once `["stop"]` has been written to a back channel.
    */
   stop(callback?: SendCallback): void {
-    this.enqueue(['stop'], callback ?? null, null);
+    this.enqueue(STOP_JSON, callback ?? null, null, false);
   }
 
   /** Schedules a flush of queued arrays to the back channel at the end of this tick. */
@@ -230,13 +326,15 @@ export class Session extends EventEmitter {
     process.nextTick(() => this.flushNow());
   }
 
-  private enqueue(data: unknown, onSent: SendCallback | null, onAck: SendCallback | null): number {
+  private enqueue(json: string, onSent: SendCallback | null, onAck: SendCallback | null,
+    fromApp: boolean): number {
     if (this.state === 'closed') {
       const callback = onAck ?? onSent;
       if (callback) process.nextTick(() => this.callApp(callback, new Error('closed')));
       return -1;
     }
-    const id = this.outbox.queue(data, onSent, onAck);
+    const id = this.outbox.queue(json, onSent, onAck);
+    if (fromApp) this.host.observer.messageOut(this, json);
     this.flush();
     this.checkBuffer();
     return id;
@@ -250,8 +348,15 @@ export class Session extends EventEmitter {
   // `bufferedBytes` and wait for `drain` well before that.
   private checkBuffer(): void {
     const { maxBufferedBytes, maxBufferedArrays } = this.host.limits;
-    if (this.outbox.bufferedBytes > maxBufferedBytes) this.close(`Send buffer over ${maxBufferedBytes} bytes (maxBufferedBytes)`);
-    else if (this.outbox.length > maxBufferedArrays) this.close(`Send buffer over ${maxBufferedArrays} arrays (maxBufferedArrays)`);
+    let reason: string | null = null;
+    if (this.outbox.bufferedBytes > maxBufferedBytes) {
+      reason = `Send buffer over ${maxBufferedBytes} bytes (maxBufferedBytes)`;
+    } else if (this.outbox.length > maxBufferedArrays) {
+      reason = `Send buffer over ${maxBufferedArrays} arrays (maxBufferedArrays)`;
+    }
+    if (reason === null) return;
+    this.host.observer.log('session %s over a limit: %s', shortId(this.id), reason);
+    this.close(reason);
   }
 
   // ## Flushing
@@ -275,8 +380,10 @@ export class Session extends EventEmitter {
     if (json === null) return;
     const text = channel.framing.chunk(json);
     channel.bytesWritten += text.length;
+    this.host.observer.bytesOut += text.length;
     if (!channel.streaming || channel.bytesWritten > RECYCLE_BYTES) {
       // The last chunk of this response: one write that also ends it.
+      if (channel.streaming) this.host.observer.recycled(this, channel.bytesWritten);
       this.detach(channel.res, true, text);
     } else {
       if (!channel.res.write(text)) this.waitForDrain(channel);
@@ -347,20 +454,38 @@ export class Session extends EventEmitter {
   attachBackChannel(res: ServerResponse, framing: Framing, streaming: boolean, heartbeatMs = this.host.keepAliveInterval): void {
     if (this.backChannel) this.detach(this.backChannel.res, true);
     this.outbox.rewind();
+    this.host.observer.backChannel(this, streaming);
     if (!streaming && this.outbox.hasUnsent) return this.answerAtOnce(res, framing);
     const onGone = (): void => this.detach(res, false);
     res.once('close', onGone);
-    const heartbeat = setInterval(() => this.send(['noop']), heartbeatMs).unref();
+    const heartbeat = setInterval(() => this.heartbeat(), heartbeatMs).unref();
     this.backChannel = { res, framing, streaming, bytesWritten: 0, onGone, heartbeat, blocked: false };
     this.host.idle.cancel(this);
-    if (this.webChannel && streaming && !this.outbox.hasUnsent) this.outbox.queue(['noop'], null, null);
+    if (this.webChannel && streaming && !this.outbox.hasUnsent) {
+      this.outbox.queue(NOOP_JSON, null, null);
+    }
     this.flush();
+  }
+
+  private heartbeat(): void {
+    this.host.observer.heartbeats++;
+    this.enqueue(NOOP_JSON, null, null, false);
+  }
+
+  // Shutting down ends the current back channel without closing the
+  // session: the client opens the next one at once, and its `AID` says
+  // what it has, which is what a graceful shutdown waits for.
+  /** @internal Ends the current back channel, if any; the session lives on. */
+  endBackChannel(): void {
+    if (this.backChannel) this.detach(this.backChannel.res, true);
   }
 
   private answerAtOnce(res: ServerResponse, framing: Framing): void {
     const sent: SendCallback[] = [];
     const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS)!;
-    res.end(framing.chunk(json) + framing.close());
+    const text = framing.chunk(json);
+    this.host.observer.bytesOut += text.length;
+    res.end(text + framing.close());
     this.host.idle.start(this);
     this.afterWrite(sent);
   }
@@ -375,7 +500,7 @@ export class Session extends EventEmitter {
   takeInitialResponse(): string {
     const sent: SendCallback[] = [];
     const json = this.outbox.takeUnsent(sent) ?? '[]';
-    this.outbox.queue(['noop'], null, null);
+    this.outbox.queue(NOOP_JSON, null, null);
     this.flush();
     this.afterWrite(sent);
     return json;
@@ -437,25 +562,35 @@ export class Session extends EventEmitter {
   deliver(item: ForwardItem): void {
     if (this.state === 'closed' || item.kind === 'skip') return;
     if (item.kind === 'map') this.emitApp('map', item.map satisfies ClientMap);
-    if (item.kind === 'json' || item.hasMessage) this.emitApp('message', item.message);
+    if (item.kind === 'json' || item.hasMessage) {
+      this.host.observer.messageIn(this, item.message);
+      this.emitApp('message', item.message);
+    }
   }
 
   // ## State changes
+  //
+  // Closing leaves every room before anyone hears of it, so nothing the
+  // app broadcasts from a `close` listener reaches the closed session;
+  // `session.rooms` still lists the rooms during those listeners (an app
+  // may want to tell them who left) and is empty afterwards.
   /**
    * Ends the session: the back channel is closed, callbacks still waiting get
    * an Error carrying `reason`, and later requests for this id get `Unknown SID`.
-   * @param reason - passed to `close` listeners.
+   * @param reason - passed to `close` listeners; `"Closed"` if not given.
    */
-  close(reason?: string): void {
+  close(reason = 'Closed'): void {
     if (this.state === 'closed') return;
     this.sayClose(reason);
     this.changeState('closed');
     this.host.idle.cancel(this);
     if (this.backChannel) this.detach(this.backChannel.res, true);
     this.inbox.clear();
-    this.host.forget(this);
+    if (this.roomSet !== null) this.host.adapter.leaveAll(this);
+    this.host.forget(this, reason);
     this.emitApp('close', reason);
-    const error = new Error(reason ?? 'closed');
+    this.roomSet = null;
+    const error = new Error(reason);
     for (const callback of this.outbox.drain()) this.callApp(callback, error);
   }
 
@@ -465,9 +600,9 @@ export class Session extends EventEmitter {
   // that has a back channel, it says so there first. BCSocket clients would
   // take the array for app data, and a client that disconnected itself
   // needs no goodbye, so neither gets one.
-  private sayClose(reason: string | undefined): void {
+  private sayClose(reason: string): void {
     if (!this.webChannel || this.backChannel === null || reason === 'Disconnected') return;
-    this.outbox.queue(['close'], null, null);
+    this.outbox.queue(CLOSE_JSON, null, null);
     this.flushNow();
   }
 
@@ -475,6 +610,38 @@ export class Session extends EventEmitter {
     const previous = this.state;
     this.state = next;
     this.emitApp('state changed', next, previous);
+  }
+
+  // ## Typed events
+  //
+  // The same `EventEmitter` methods, with each event's arguments spelled
+  // out, so `session.on('message', (m: In) => …)` type-checks and a
+  // misspelt event or a wrong listener does not. They only narrow types.
+  /** Adds a listener for one of the session's events (see {@link SessionEvents}). */
+  override on<E extends keyof SessionEvents<In>>(event: E, listener: SessionEvents<In>[E]): this {
+    return super.on(event, listener);
+  }
+
+  /** Adds a listener that runs once. */
+  override once<E extends keyof SessionEvents<In>>(event: E, listener: SessionEvents<In>[E]): this {
+    return super.once(event, listener);
+  }
+
+  /** Removes a listener. */
+  override off<E extends keyof SessionEvents<In>>(event: E, listener: SessionEvents<In>[E]): this {
+    return super.off(event, listener);
+  }
+
+  /** Same as `on`. */
+  override addListener<E extends keyof SessionEvents<In>>(event: E,
+    listener: SessionEvents<In>[E]): this {
+    return super.addListener(event, listener);
+  }
+
+  /** Same as `off`. */
+  override removeListener<E extends keyof SessionEvents<In>>(event: E,
+    listener: SessionEvents<In>[E]): this {
+    return super.removeListener(event, listener);
   }
 
   // ## App code runs fenced
@@ -506,21 +673,21 @@ export class Session extends EventEmitter {
   }
 }
 
-// ## Typed events
-//
-// The same events, spelled out for TypeScript users.
-/** Typed listener signatures for {@link Session} events. */
-export interface Session {
-  /** A map from the client, in order. */
-  on(event: 'map', listener: (map: ClientMap) => void): this;
+// ## The events, for TypeScript
+/** Every event a {@link Session} emits, with its listener's signature. */
+export interface SessionEvents<In = unknown> {
   /** A message from the client: parsed `JSON`/`__data__`, an `_S` string, or a JSON-body item. */
-  on(event: 'message', listener: (message: unknown) => void): this;
+  message: (message: In) => void;
+  /** A map from the client, in order, before its `message`. */
+  map: (map: ClientMap) => void;
   /** The session moved from `previous` to `state`. */
-  on(event: 'state changed', listener: (state: SessionState, previous: SessionState) => void): this;
-  /** The session ended; `reason` is what `close` was given (`Disconnected`, `Timed out`, `Reconnected`, …). */
-  on(event: 'close', listener: (reason: string | undefined) => void): this;
+  'state changed': (state: SessionState, previous: SessionState) => void;
+  /** The session ended: `Disconnected`, `Timed out`, `Reconnected`, or what `close` was given. */
+  close: (reason: string) => void;
   /** App code attached to this session threw. */
-  on(event: 'error', listener: (error: unknown) => void): this;
+  error: (error: unknown) => void;
   /** The client has acknowledged everything sent: `bufferedBytes` is back to 0. */
-  on(event: 'drain', listener: () => void): this;
+  drain: () => void;
+  /** The request that created the session (emitted once, after `onConnect`). */
+  req: (req: IncomingMessage) => void;
 }
