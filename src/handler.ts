@@ -30,7 +30,7 @@ import { serveClient } from './client-file.ts';
 import { CONTENT_TYPE, preflightHeaders, responseHeaders, shareHeaderValues } from './headers.ts';
 import { type BodyTimeouts, readBatch } from './body.ts';
 import type { ForwardBatch } from './maps.ts';
-import type { ResolvedOptions } from './options.ts';
+import { type ResolvedOptions, isHostname } from './options.ts';
 import { type AnySession, Session, type SessionHost } from './session.ts';
 import type { Refusal } from './observe.ts';
 import { newSessionId } from './session-id.ts';
@@ -95,18 +95,27 @@ export type Next = (error?: unknown) => void;
 // | `app.use(channel)` | `/channel/bind` |
 // | `app.use('/channel', channel)` | `/channel/bind` |
 // | `app.use('/rt', channel)` | `/rt/channel/bind` |
+// | `router.use('/channel', channel)`, router at `/api` | `/api/channel/bind` |
 /** Builds the `(req, res, next)` function for a context. */
 export function createHandler(context: HandlerContext): (req: IncomingMessage, res: ServerResponse, next?: Next) => void {
   return (req, res, next) => {
     const { path, query } = parseUrl(req.url ?? '/');
     const base = context.options.base;
-    const route = routeOf(path, base) ?? routeOf(mountPath(req, path) + path, base);
+    const route = routeOf(path, base) ?? mountedRoute(mountPath(req, path), path, base);
     if (route === null) return next ? next() : fail(context, req, res, notFound());
     dispatch(context, route, req, res, query).catch((error: unknown) => fail(context, req, res, error));
   };
 }
 
 type Mounted = IncomingMessage & { baseUrl?: unknown; originalUrl?: unknown };
+
+// The mount path and `req.url` together may spell `<base>/bind`; or the
+// mount path may itself end in `base`, as in a router at `/api` with the
+// channel mounted at `/channel` inside it (`/api/channel/bind`).
+function mountedRoute(mount: string, path: string, base: string): string | null {
+  if (mount === '') return null;
+  return routeOf(mount + path, base) ?? (mount.endsWith(base) ? routeOf(base + path, base) : null);
+}
 
 function mountPath(req: Mounted, path: string): string {
   if (typeof req.baseUrl === 'string') return req.baseUrl;
@@ -416,12 +425,10 @@ function arrayId(text: string, name: string): number {
 // `DOMAIN` ends up inside a `<script>` on the html transport. 2.1.0
 // reflected it, JSON-quoted but otherwise raw, which made it a reflected
 // XSS. Only a hostname shape is accepted here.
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
-
 function domainOf(query: Query): string | null {
   const domain = query.DOMAIN;
   if (domain === undefined || domain === '' || query.TYPE !== 'html') return null;
-  if (!HOSTNAME.test(domain)) throw badQuery('DOMAIN must be a hostname');
+  if (!isHostname(domain)) throw badQuery('DOMAIN must be a hostname');
   return domain;
 }
 

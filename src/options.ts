@@ -256,11 +256,16 @@ function oneOf(name: string, value: unknown, types: string[], must: string): unk
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
+/** Whether `text` has the shape of a DNS hostname. */
+export function isHostname(text: string): boolean {
+  return HOSTNAME.test(text);
+}
+
 function hostnames(name: string, value: unknown): string[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) return fail(name, 'an array of hostnames', value);
   for (const item of value) {
-    if (typeof item !== 'string' || !HOSTNAME.test(item)) fail(name, 'an array of hostnames', item);
+    if (typeof item !== 'string' || !isHostname(item)) fail(name, 'an array of hostnames', item);
   }
   return [...(value as string[])];
 }
@@ -315,7 +320,7 @@ function nearest(key: string, names: string[]): string | null {
       : editDistance(lower, name.toLowerCase());
     if (distance < bestDistance) [best, bestDistance] = [name, distance];
   }
-  return bestDistance <= Math.max(2, key.length / 3) ? best : null;
+  return bestDistance <= Math.max(2, key.length * 0.4) ? best : null;
 }
 
 function editDistance(a: string, b: string): number {
