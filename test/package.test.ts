@@ -74,3 +74,61 @@ test('named exports work from both module systems', () => {
     assert.equal(execFileSync(process.execPath, [file], { cwd: folder, encoding: 'utf8' }).trim(), 'function,function,function');
   }
 });
+
+// ## Types in every kind of TypeScript project
+//
+// Four consumer projects beside the installed tarball, each type-checked by
+// the real `tsc`: CommonJS and ESM under `nodenext`, classic `commonjs`
+// (`import x = require()`), and `bundler` resolution. Each uses the factory
+// with typed messages, `Session`, `BrowserChannelOptions` and the client
+// entry, and each has one wrong use that must fail.
+const tsc = join(root, 'node_modules/typescript/bin/tsc');
+const usingImports = `
+import browserChannel, { type Session, type BrowserChannelOptions } from '${'NAME'}';
+import { BCSocket } from '${'NAME'}/client';
+const options: BrowserChannelOptions = { base: '/c', keepAliveInterval: 1000 };
+const channel = browserChannel<{ n: number }, string>(options, (session: Session<{ n: number }, string>) => {
+  session.on('message', (message) => session.send(String(message.n + 1)));
+  session.on('close', (reason) => reason.toUpperCase());
+});
+channel.to('room').except(['other']).send('hello');
+export const socket: BCSocket = new BCSocket('/c', { reconnect: true });
+// @ts-expect-error the channel sends strings
+channel.send(42);
+`;
+const usingRequire = `
+import browserChannel = require('${'NAME'}');
+import client = require('${'NAME'}/client');
+const options: browserChannel.BrowserChannelOptions = { base: '/c' };
+const channel = browserChannel<string, string>(options, (session: browserChannel.Session<string, string>) => {
+  session.on('message', (message) => session.send(message.toUpperCase()));
+});
+channel.send('hi');
+export const socket = new client.BCSocket('/c');
+// @ts-expect-error the channel sends strings
+channel.send({});
+`;
+const projects: Array<[string, Record<string, unknown>, Record<string, string>, string]> = [
+  ['nodenext-cjs', { module: 'nodenext', moduleResolution: 'nodenext' }, {}, usingImports],
+  ['nodenext-esm', { module: 'nodenext', moduleResolution: 'nodenext' }, { type: 'module' }, usingImports],
+  ['commonjs', { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true, ignoreDeprecations: '6.0' }, {}, usingRequire],
+  ['bundler', { module: 'esnext', moduleResolution: 'bundler' }, { type: 'module' }, usingImports],
+];
+for (const [project, compilerOptions, manifest, source] of projects) {
+  test(`types work in a ${project} TypeScript project`, () => {
+    const dir = join(folder, project);
+    execFileSync('mkdir', ['-p', dir]);
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: project, private: true, ...manifest }));
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: { strict: true, noEmit: true, target: 'es2022', lib: ['es2022', 'dom'], types: ['node'],
+        typeRoots: [join(root, 'node_modules/@types')], ...compilerOptions },
+      files: ['index.ts'],
+    }));
+    writeFileSync(join(dir, 'index.ts'), source.replaceAll('NAME', name));
+    execFileSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' });
+    // Without the @ts-expect-error line's comment, the wrong use must be an error.
+    writeFileSync(join(dir, 'index.ts'), source.replaceAll('NAME', name).replace(/\/\/ @ts-expect-error.*\n/, ''));
+    assert.throws(() => execFileSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8', stdio: 'pipe' }),
+      (error: { stdout?: string }) => /TS2345/.test(error.stdout ?? ''));
+  });
+}
