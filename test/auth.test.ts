@@ -116,6 +116,18 @@ describe('allowRequest', () => {
     assert.equal(refusals.length - before, 1, 'no retry without reconnect');
     socket.close();
   });
+
+  test('with reconnect on, the Closure BCSocket tries again a few seconds later', { timeout: 15000 }, async () => {
+    type Socket = { onclose: ((r: string) => void) | null; close(): void };
+    const { BCSocket } = createRequire(import.meta.url)('browserchannel') as {
+      BCSocket: new (url: string, options: Record<string, unknown>) => Socket;
+    };
+    const before = refusals.length;
+    const socket = new BCSocket(server.url('/channel'), { reconnect: true, extraParams: { token: 'wrong' } });
+    await until(() => refusals.length - before >= 2, 8000, 'a second attempt');
+    socket.close();
+    assert.deepEqual(refusals.slice(before, before + 2).map((r) => r.status), [401, 401]);
+  });
 });
 
 describe('allowRequest and capacity', () => {

@@ -23,6 +23,8 @@ export default defineConfig({
         items: [
           { text: 'Getting started', link: '/getting-started' },
           { text: 'The protocol, request by request', link: '/protocol' },
+          { text: 'Building an app: rooms, data, events', link: '/app' },
+          { text: 'Authenticating sessions', link: '/auth' },
           { text: 'WebChannel', link: '/webchannel' },
           { text: 'Options and limits', link: '/options' },
           { text: 'Deploying behind a proxy', link: '/deploying' },
