@@ -25,7 +25,10 @@ import { stringify } from './encoding.ts';
 import { type Adapter, type Audience, checkRoom } from './rooms.ts';
 
 /** Something a broadcast can leave out: a session (anything with an `id`) or a room name. */
-export type Exclusion = string | { readonly id: string };
+export type Exclusion = string | {
+  /** The id of the session to leave out. */
+  readonly id: string;
+};
 
 // ## The target
 /** A set of recipients. Made by `channel.to()`, `channel.except()` or `session.to()`. */

@@ -45,6 +45,7 @@ import { BroadcastTarget, EVERYONE, type Exclusion } from './broadcast.ts';
 import { type Adapter, MemoryAdapter } from './rooms.ts';
 import { type ChannelStats, Observer, type Refusal } from './observe.ts';
 import type { AnySession, Session, SessionHost } from './session.ts';
+import type { Downlink } from './backchannel.ts';
 
 export { Session } from './session.ts';
 export type { SessionState, SendCallback, SessionEvents } from './session.ts';
@@ -191,7 +192,7 @@ export function browserChannel(
   const host: SessionHost = {
     limits: options,
     keepAliveInterval: options.keepAliveInterval,
-    idle: new Deadlines<AnySession>(options.sessionTimeoutInterval, (session) => session.close('Timed out')),
+    idle: new Deadlines<Downlink>(options.sessionTimeoutInterval, (session) => session.close('Timed out')),
     adapter,
     observer,
     forget: (session, reason) => {

@@ -58,14 +58,27 @@ export interface Refusal {
 export interface ChannelStats {
   /** Sessions created, open now, and closed, by close reason. */
   readonly sessions: {
+    /** Sessions created since start. */
     readonly created: number;
+    /** Sessions open now. */
     readonly open: number;
+    /** Sessions closed, by close reason (at most 64 reasons; later ones count as `other`). */
     readonly closed: Readonly<Record<string, number>>;
   };
-  /** Messages from clients (`in`) and arrays queued for them (`out`, heartbeats excluded). */
-  readonly messages: { readonly in: number; readonly out: number };
-  /** Body bytes read (`in`) and characters written to back channels (`out`). */
-  readonly bytes: { readonly in: number; readonly out: number };
+  /** Messages from clients and arrays queued for them (heartbeats excluded). */
+  readonly messages: {
+    /** Messages from clients. */
+    readonly in: number;
+    /** Arrays queued for clients by the app, broadcasts included, once per session. */
+    readonly out: number;
+  };
+  /** Body bytes read and characters written to back channels. */
+  readonly bytes: {
+    /** Forward-channel body bytes read. */
+    readonly in: number;
+    /** Characters written to back channels. */
+    readonly out: number;
+  };
   /** Requests answered with an error, by status. */
   readonly refused: Readonly<Record<string, number>>;
   /** Back channels opened (the create response counts as one). */
@@ -152,15 +165,15 @@ export class Observer {
     if (channels.messageOut.hasSubscribers) channels.messageOut.publish({ session, json });
   }
 
-  backChannel(session: Session, streaming: boolean): void {
+  backChannel(sessionId: string, streaming: boolean): void {
     this.backChannels++;
     if (debug.enabled) {
-      debug('back channel for %s %s', shortId(session.id), streaming ? 'streaming' : 'polling');
+      debug('back channel for %s %s', shortId(sessionId), streaming ? 'streaming' : 'polling');
     }
   }
 
-  recycled(session: Session, chars: number): void {
-    if (debug.enabled) debug('back channel for %s recycled after %d chars', shortId(session.id), chars);
+  recycled(sessionId: string, chars: number): void {
+    if (debug.enabled) debug('back channel for %s recycled after %d chars', shortId(sessionId), chars);
   }
 
   /** Logs a line when debugging is on; `format` as in `util.format`. */

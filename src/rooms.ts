@@ -25,7 +25,7 @@
 // (`join`, `leave`, `sessionIds`) is a Promise even here, where it is
 // already known.
 /** Rooms, broadcasts and the adapter interface. @module */
-import type { AnySession as Session } from './session.ts';
+import type { Session } from './session.ts';
 
 // ## A broadcast, as it travels
 //
@@ -55,7 +55,7 @@ export interface AdapterHost {
   /** This process's name (the `nodeId` option, or a random one). */
   readonly nodeId: string;
   /** The sessions this process holds, by id. */
-  readonly sessions: ReadonlyMap<string, Session>;
+  readonly sessions: ReadonlyMap<string, Session<unknown, unknown, object>>;
   /** Reports a failure the app should hear about (`channel.on('error')`). */
   error(error: unknown): void;
 }
@@ -72,11 +72,11 @@ export interface Adapter {
   /** Called once by the server before any other method. */
   attach(host: AdapterHost): void;
   /** Adds a session to a room; resolves once broadcasts from every process reach it. */
-  join(session: Session, room: string): Promise<void>;
+  join(session: Session<unknown, unknown, object>, room: string): Promise<void>;
   /** Removes a session from a room; resolves once broadcasts from every process stop. */
-  leave(session: Session, room: string): Promise<void>;
+  leave(session: Session<unknown, unknown, object>, room: string): Promise<void>;
   /** Removes a closing session from all its rooms, at once. */
-  leaveAll(session: Session): void;
+  leaveAll(session: Session<unknown, unknown, object>): void;
   /** Delivers a broadcast to every matching session, here and elsewhere. */
   broadcast(message: Broadcast): void;
   /** Ids of the sessions, here and elsewhere, that a broadcast to `audience` would reach. */
@@ -95,7 +95,7 @@ export interface Adapter {
 /** The default adapter: rooms of one process, in memory. */
 export class MemoryAdapter implements Adapter {
   /** Members of each non-empty room, in the order they joined. */
-  protected readonly members = new Map<string, Set<Session>>();
+  protected readonly members = new Map<string, Set<Session<unknown, unknown, object>>>();
   /** Set by `attach`. */
   protected host: AdapterHost | null = null;
 
@@ -103,24 +103,24 @@ export class MemoryAdapter implements Adapter {
     this.host = host;
   }
 
-  join(session: Session, room: string): Promise<void> {
+  join(session: Session<unknown, unknown, object>, room: string): Promise<void> {
     let members = this.members.get(room);
     if (members === undefined) this.members.set(room, (members = new Set()));
     members.add(session);
     return Promise.resolve();
   }
 
-  leave(session: Session, room: string): Promise<void> {
+  leave(session: Session<unknown, unknown, object>, room: string): Promise<void> {
     this.remove(session, room);
     return Promise.resolve();
   }
 
-  leaveAll(session: Session): void {
+  leaveAll(session: Session<unknown, unknown, object>): void {
     for (const room of session.rooms) this.remove(session, room);
   }
 
   /** Takes `session` out of `room`'s members; returns whether the room is now empty. */
-  protected remove(session: Session, room: string): boolean {
+  protected remove(session: Session<unknown, unknown, object>, room: string): boolean {
     const members = this.members.get(room);
     if (members === undefined) return true;
     members.delete(session);
@@ -168,7 +168,8 @@ export class MemoryAdapter implements Adapter {
   // while we walk (its send buffer overflowed) leaves its rooms at once;
   // a `Set` and a `Map` both carry on correctly past a deleted entry.
   /** Calls `visit` for every local session in `audience` (only through room `via`, if given). */
-  protected each(audience: Audience, via: string | null, visit: (session: Session) => void): void {
+  protected each(audience: Audience, via: string | null,
+    visit: (session: Session<unknown, unknown, object>) => void): void {
     const skip = exclusion(audience);
     if (via !== null) {
       for (const session of this.members.get(via) ?? []) {
@@ -185,7 +186,7 @@ export class MemoryAdapter implements Adapter {
       for (const session of this.members.get(only) ?? []) if (!skip(session)) visit(session);
       return;
     }
-    const seen = new Set<Session>();
+    const seen = new Set<Session<unknown, unknown, object>>();
     for (const room of audience.rooms) {
       for (const session of this.members.get(room) ?? []) {
         if (seen.has(session) || skip(session)) continue;
@@ -200,14 +201,16 @@ export class MemoryAdapter implements Adapter {
 //
 // An exclusion by id, or by membership of a room. Most broadcasts exclude
 // nothing, and then the test is a constant function.
-function exclusion(audience: Audience): (session: Session) => boolean {
+function exclusion(audience: Audience):
+  (session: Session<unknown, unknown, object>) => boolean {
   const { exceptIds, exceptRooms } = audience;
   if (exceptIds.length === 0 && exceptRooms.length === 0) return () => false;
   const ids = new Set(exceptIds);
   return (session) => ids.has(session.id) || exceptRooms.some((room) => session.rooms.has(room));
 }
 
-function firstRoomOf(session: Session, rooms: readonly string[]): string | undefined {
+function firstRoomOf(session: Session<unknown, unknown, object>,
+  rooms: readonly string[]): string | undefined {
   return rooms.find((room) => session.rooms.has(room));
 }
 

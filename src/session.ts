@@ -12,22 +12,25 @@
 // GET  /bind?RID=4244&TYPE=terminate                            Disconnected
 // ```
 //
-// This module owns everything that lives as long as the session: its
-// state, the current back channel and its heartbeat, and it ties together
-// the outbox (`outbox.ts`: arrays waiting to go down or to be
-// acknowledged) and the inbox (`inbox.ts`: maps put back in order on the
-// way up). What every session of a server shares (limits, the idle
-// timeout's queue, the registry) lives once, in a `SessionHost`. The HTTP
-// details stay in `handler.ts`.
-/** The Session class: state machine, outgoing arrays, acks and timers. @module */
-import { EventEmitter } from 'node:events';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+// This module owns what lives as long as the session: its identity and
+// state, what the app sends and how it is acknowledged, the inbox
+// (`inbox.ts`: maps put back in order on the way up), its rooms and the
+// app's `data`, and how it ends. Two layers under it are the same object
+// at run time: `backchannel.ts` writes arrays down to the client, and
+// `events.ts` types the events and fences the app's code. What every
+// session of a server shares (limits, the idle queue, the adapter, the
+// counters) lives once, in a `SessionHost`. The HTTP details stay in
+// `handler.ts`.
+/** The Session class: identity, state, sending, acknowledgement, rooms, closing. @module */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Downlink } from './backchannel.ts';
+import { AppEvents } from './events.ts';
 import { BroadcastTarget } from './broadcast.ts';
 import type { Deadlines } from './deadlines.ts';
-import { type Framing, stringify } from './encoding.ts';
+import { stringify } from './encoding.ts';
 import type { ClientMap, ForwardBatch, ForwardItem } from './maps.ts';
 import { Inbox, type InboxLimits } from './inbox.ts';
-import { Outbox, type SendCallback } from './outbox.ts';
+import type { SendCallback } from './outbox.ts';
 import { type Observer, shortId } from './observe.ts';
 import { type Query, parseUrl } from './query.ts';
 import { type Adapter, checkRoom } from './rooms.ts';
@@ -44,6 +47,7 @@ export type AnySession = Session<unknown, unknown, object>;
 export type SessionState = 'init' | 'ok' | 'closed';
 
 export type { SendCallback };
+export type { SessionEvents } from './events.ts';
 
 // ## What a session starts from
 //
@@ -81,7 +85,7 @@ export interface SessionHost {
   /** Heartbeat interval in milliseconds. */
   readonly keepAliveInterval: number;
   /** Idle countdowns of sessions with no back channel; expiry closes them. */
-  readonly idle: Deadlines<AnySession>;
+  readonly idle: Deadlines<Downlink>;
   /** Where rooms live and broadcasts go (`rooms.ts`). */
   readonly adapter: Adapter;
   /** The server's counters and debug output (`observe.ts`). */
@@ -99,31 +103,6 @@ export interface SessionLimits extends InboxLimits {
   /** Most unacknowledged arrays. */
   readonly maxBufferedArrays: number;
 }
-
-// The response currently serving as back channel. `streaming` is `CI=0`:
-// keep writing chunks until it has carried `RECYCLE_BYTES`; otherwise end
-// it after one chunk.
-interface BackChannel {
-  readonly res: ServerResponse;
-  readonly framing: Framing;
-  readonly streaming: boolean;
-  bytesWritten: number;
-  readonly onGone: () => void;
-  /** Says `["noop"]` when the channel has been quiet for a heartbeat interval. */
-  readonly heartbeat: NodeJS.Timeout;
-  /** Set while the socket's buffer is full; the next flush waits for `drain`. */
-  blocked: boolean;
-}
-
-// A streaming back channel is ended after about this many characters, so
-// the browser can drop the `responseText` it has accumulated. The client
-// opens the next one at once and loses nothing: arrays stay in the outbox
-// until acknowledged.
-const RECYCLE_BYTES = 10 * 1024;
-
-// One chunk carries at most about this many characters of arrays; a
-// bigger backlog leaves in several chunks (see `Outbox.takeUnsent`).
-const MAX_CHUNK_CHARS = 64 * 1024;
 
 // The arrays the server says on its own behalf, serialised once for all.
 const NOOP_JSON = '["noop"]';
@@ -154,7 +133,7 @@ const NO_ROOMS: ReadonlySet<string> = new Set();
  * @typeParam Data - the app's per-session state, `session.data`.
  */
 export class Session<In = unknown, Out = unknown, Data extends object = Record<string, unknown>>
-  extends EventEmitter {
+  extends AppEvents<In> {
   /** The session id (the `SID` on the wire). */
   readonly id: string;
   /** The client's address when the session was created. */
@@ -181,11 +160,9 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
   //
   // Every field here is paid for by every idle session, which is why the
   // list is short: a server may hold a hundred thousand of them.
-  private readonly outbox = new Outbox();
-  private backChannel: BackChannel | null = null;
-  private flushScheduled = false;
   private readonly inbox: Inbox;
-  private readonly host: SessionHost;
+  /** @internal */
+  protected readonly host: SessionHost;
   private queryOrUrl: Query | string;
   private roomSet: Set<string> | null = null;
   private appData: Data | null = null;
@@ -235,6 +212,7 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
     return (this.appData ??= {} as Data);
   }
 
+  /** Replaces the app's per-session state. */
   set data(value: Data) {
     this.appData = value;
   }
@@ -321,9 +299,7 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
 
   /** Schedules a flush of queued arrays to the back channel at the end of this tick. */
   flush(): void {
-    if (this.flushScheduled || this.state === 'closed') return;
-    this.flushScheduled = true;
-    process.nextTick(() => this.flushNow());
+    this.scheduleFlush();
   }
 
   private enqueue(json: string, onSent: SendCallback | null, onAck: SendCallback | null,
@@ -359,53 +335,27 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
     this.close(reason);
   }
 
-  // ## Flushing
+  // ## After a write, and when quiet
   //
-  // What is unsent goes down as one chunk (several, for a large backlog).
-  // A back channel that does not stream (`CI=1`, or the handshake
-  // response) ends after its chunk, and so does a streaming one that has
-  // carried `RECYCLE_BYTES`: the rest waits for the next back channel.
-  //
-  // `res.write()` returning false means the socket's buffer is full: the
-  // client is not reading. Writing on would pile the same arrays up in
-  // memory a second time, so the channel is marked `blocked` and the next
-  // flush waits for `drain`; meanwhile arrays wait in the outbox, where
-  // `maxBufferedBytes` bounds them.
-  private flushNow(): void {
-    this.flushScheduled = false;
-    const channel = this.backChannel;
-    if (channel === null || channel.blocked) return;
-    const sent: SendCallback[] = [];
-    const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS);
-    if (json === null) return;
-    const text = channel.framing.chunk(json);
-    channel.bytesWritten += text.length;
-    this.host.observer.bytesOut += text.length;
-    if (!channel.streaming || channel.bytesWritten > RECYCLE_BYTES) {
-      // The last chunk of this response: one write that also ends it.
-      if (channel.streaming) this.host.observer.recycled(this, channel.bytesWritten);
-      this.detach(channel.res, true, text);
-    } else {
-      if (!channel.res.write(text)) this.waitForDrain(channel);
-      channel.heartbeat.refresh();
-      if (this.outbox.hasUnsent) this.flush();
-    }
-    this.afterWrite(sent);
-  }
-
+  // The back channel (`backchannel.ts`) does the writing; these two say
+  // what a write means to the session and what a heartbeat is.
   // After every write: the first chunk ever written is the handshake, so
   // the session is now `ok`; then `stop` callbacks learn their array left.
-  private afterWrite(sent: SendCallback[]): void {
+  /** @internal */
+  protected afterWrite(sent: SendCallback[]): void {
     if (this.state === 'init') this.changeState('ok');
     for (const callback of sent) this.callApp(callback);
   }
 
-  private waitForDrain(channel: BackChannel): void {
-    channel.blocked = true;
-    channel.res.once('drain', () => {
-      channel.blocked = false;
-      this.flush();
-    });
+  /** @internal */
+  protected appError(error: unknown): void {
+    this.host.appError(error, this);
+  }
+
+  /** @internal */
+  protected heartbeat(): void {
+    this.host.observer.heartbeats++;
+    this.enqueue(NOOP_JSON, null, null, false);
   }
 
   // ## Acknowledgements
@@ -426,111 +376,6 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
   /** JSON characters queued for the client or sent but not yet acknowledged. */
   get bufferedBytes(): number {
     return this.outbox.bufferedBytes;
-  }
-
-  // ## Back channels
-  //
-  // A new back channel replaces the old one (which is ended) and rewinds
-  // the outbox: whatever the client has not acknowledged on this request
-  // goes down again. A channel that stays open then leaves the idle queue
-  // and starts its heartbeat.
-  //
-  // A back channel that does not stream and finds arrays waiting (the
-  // handshake response always does; a long poll often does) is answered
-  // on the spot: one chunk, and the response ends in the same write. It
-  // never becomes *the* back channel, so it costs no heartbeat timer, no
-  // `close` listener and no trip through `process.nextTick`; the idle
-  // countdown simply starts over.
-  //
-  // A WebChannel client with `detectBufferingProxy` waits twice the
-  // handshake's round trip for the first byte of a streaming back channel,
-  // then decides a proxy buffers and falls back to long polling
-  // (`WebChannelBase.maybeStartBpDetection_`). So when nothing else is
-  // queued, a WebChannel session says `["noop"]` at once.
-  /**
-   * @internal Makes `res` (headers already written) the session's back channel.
-   * @param heartbeatMs - heartbeat interval for this channel (shorter for a `TO` long poll).
-   */
-  attachBackChannel(res: ServerResponse, framing: Framing, streaming: boolean, heartbeatMs = this.host.keepAliveInterval): void {
-    if (this.backChannel) this.detach(this.backChannel.res, true);
-    this.outbox.rewind();
-    this.host.observer.backChannel(this, streaming);
-    if (!streaming && this.outbox.hasUnsent) return this.answerAtOnce(res, framing);
-    const onGone = (): void => this.detach(res, false);
-    res.once('close', onGone);
-    const heartbeat = setInterval(() => this.heartbeat(), heartbeatMs).unref();
-    this.backChannel = { res, framing, streaming, bytesWritten: 0, onGone, heartbeat, blocked: false };
-    this.host.idle.cancel(this);
-    if (this.webChannel && streaming && !this.outbox.hasUnsent) {
-      this.outbox.queue(NOOP_JSON, null, null);
-    }
-    this.flush();
-  }
-
-  private heartbeat(): void {
-    this.host.observer.heartbeats++;
-    this.enqueue(NOOP_JSON, null, null, false);
-  }
-
-  // Shutting down ends the current back channel without closing the
-  // session: the client opens the next one at once, and its `AID` says
-  // what it has, which is what a graceful shutdown waits for.
-  /** @internal Ends the current back channel, if any; the session lives on. */
-  endBackChannel(): void {
-    if (this.backChannel) this.detach(this.backChannel.res, true);
-  }
-
-  private answerAtOnce(res: ServerResponse, framing: Framing): void {
-    const sent: SendCallback[] = [];
-    const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS)!;
-    const text = framing.chunk(json);
-    this.host.observer.bytesOut += text.length;
-    res.end(text + framing.close());
-    this.host.idle.start(this);
-    this.afterWrite(sent);
-  }
-
-  // A fast handshake answers in a header, before any body: everything
-  // queued so far (the `c` array and whatever `onConnect` sent) is taken
-  // now, as one JSON text, and counts as sent. The client looks at that
-  // header only when the first bytes of the body arrive
-  // (`ChannelRequest.onXmlHttpReadyStateChanged_`), so a `["noop"]` follows
-  // at once on the body.
-  /** @internal The unsent arrays as JSON text for `X-HTTP-Initial-Response`; marks them sent. */
-  takeInitialResponse(): string {
-    const sent: SendCallback[] = [];
-    const json = this.outbox.takeUnsent(sent) ?? '[]';
-    this.outbox.queue(NOOP_JSON, null, null);
-    this.flush();
-    this.afterWrite(sent);
-    return json;
-  }
-
-  // `detach` is the one place a back channel stops being the back channel,
-  // whether we end it or the client went away. A response that is no
-  // longer the current one is left alone. A last chunk, if any, goes out
-  // in the same write as the end of the response: one system call, not two.
-  private detach(res: ServerResponse, end: boolean, lastChunk = ''): void {
-    const channel = this.backChannel;
-    if (channel === null || channel.res !== res) return;
-    this.backChannel = null;
-    res.removeListener('close', channel.onGone);
-    clearInterval(channel.heartbeat);
-    if (end && !res.writableEnded) res.end(lastChunk + channel.framing.close());
-    if (this.state !== 'closed') this.host.idle.start(this);
-  }
-
-  // The forward channel answers every POST with what the client needs to
-  // judge its back channel: is one open, the newest array id sent, and how
-  // many characters are sent but unacknowledged.
-  //
-  // ```text
-  // 10
-  // [1,57,312]
-  // ```
-  /** @internal `[backChannelOpen, lastSentArrayId, outstandingBytes]` for a forward-channel answer. */
-  backChannelStatus(): [0 | 1, number, number] {
-    return [this.backChannel ? 1 : 0, this.outbox.sentId, this.outbox.outstandingBytes()];
   }
 
   // ## Receiving
@@ -584,7 +429,7 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
     this.sayClose(reason);
     this.changeState('closed');
     this.host.idle.cancel(this);
-    if (this.backChannel) this.detach(this.backChannel.res, true);
+    this.endBackChannel();
     this.inbox.clear();
     if (this.roomSet !== null) this.host.adapter.leaveAll(this);
     this.host.forget(this, reason);
@@ -601,7 +446,7 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
   // take the array for app data, and a client that disconnected itself
   // needs no goodbye, so neither gets one.
   private sayClose(reason: string): void {
-    if (!this.webChannel || this.backChannel === null || reason === 'Disconnected') return;
+    if (!this.webChannel || !this.hasBackChannel || reason === 'Disconnected') return;
     this.outbox.queue(CLOSE_JSON, null, null);
     this.flushNow();
   }
@@ -611,83 +456,4 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
     this.state = next;
     this.emitApp('state changed', next, previous);
   }
-
-  // ## Typed events
-  //
-  // The same `EventEmitter` methods, with each event's arguments spelled
-  // out, so `session.on('message', (m: In) => …)` type-checks and a
-  // misspelt event or a wrong listener does not. They only narrow types.
-  /** Adds a listener for one of the session's events (see {@link SessionEvents}). */
-  override on<E extends keyof SessionEvents<In>>(event: E, listener: SessionEvents<In>[E]): this {
-    return super.on(event, listener);
-  }
-
-  /** Adds a listener that runs once. */
-  override once<E extends keyof SessionEvents<In>>(event: E, listener: SessionEvents<In>[E]): this {
-    return super.once(event, listener);
-  }
-
-  /** Removes a listener. */
-  override off<E extends keyof SessionEvents<In>>(event: E, listener: SessionEvents<In>[E]): this {
-    return super.off(event, listener);
-  }
-
-  /** Same as `on`. */
-  override addListener<E extends keyof SessionEvents<In>>(event: E,
-    listener: SessionEvents<In>[E]): this {
-    return super.addListener(event, listener);
-  }
-
-  /** Same as `off`. */
-  override removeListener<E extends keyof SessionEvents<In>>(event: E,
-    listener: SessionEvents<In>[E]): this {
-    return super.removeListener(event, listener);
-  }
-
-  // ## App code runs fenced
-  //
-  // Listeners and callbacks are the app's code, and an exception in one
-  // must not leave the session half-updated or crash the server. Each call
-  // is caught; the error goes to the session's `error` listeners, or, if
-  // there are none, to the server's (`middleware.on('error')`), which
-  // prints it when nobody listens there either. It is never swallowed.
-  private emitApp(event: string, ...args: unknown[]): void {
-    try {
-      this.emit(event, ...args);
-    } catch (error) {
-      this.reportAppError(error);
-    }
-  }
-
-  private callApp(callback: SendCallback, error?: Error): void {
-    try {
-      callback(error);
-    } catch (thrown) {
-      this.reportAppError(thrown);
-    }
-  }
-
-  private reportAppError(error: unknown): void {
-    if (this.listenerCount('error') > 0) this.emitApp('error', error);
-    else this.host.appError(error, this);
-  }
-}
-
-// ## The events, for TypeScript
-/** Every event a {@link Session} emits, with its listener's signature. */
-export interface SessionEvents<In = unknown> {
-  /** A message from the client: parsed `JSON`/`__data__`, an `_S` string, or a JSON-body item. */
-  message: (message: In) => void;
-  /** A map from the client, in order, before its `message`. */
-  map: (map: ClientMap) => void;
-  /** The session moved from `previous` to `state`. */
-  'state changed': (state: SessionState, previous: SessionState) => void;
-  /** The session ended: `Disconnected`, `Timed out`, `Reconnected`, or what `close` was given. */
-  close: (reason: string) => void;
-  /** App code attached to this session threw. */
-  error: (error: unknown) => void;
-  /** The client has acknowledged everything sent: `bufferedBytes` is back to 0. */
-  drain: () => void;
-  /** The request that created the session (emitted once, after `onConnect`). */
-  req: (req: IncomingMessage) => void;
 }
