@@ -30,10 +30,16 @@ import { Deadlines } from './deadlines.ts';
  * @returns the batch (null when it carries no maps) and the body's size in characters.
  * @throws ProtocolError - `413`, `408`, or `400` for a body that does not decode.
  */
-export async function readBatch(req: IncomingMessage, options: ResolvedOptions, timeouts: BodyTimeouts): Promise<{ batch: ForwardBatch | null; bytes: number }> {
+export async function readBatch(
+  req: IncomingMessage,
+  options: ResolvedOptions,
+  timeouts: BodyTimeouts,
+): Promise<{ batch: ForwardBatch | null; bytes: number }> {
   const contentType = req.headers['content-type'];
   const parsed = (req as { body?: unknown }).body;
-  if (parsed !== undefined && req.readableEnded) return { batch: decodeParsedBody(parsed, contentType, decodeLimits(options)), bytes: 0 };
+  if (parsed !== undefined && req.readableEnded) {
+    return { batch: decodeParsedBody(parsed, contentType, decodeLimits(options)), bytes: 0 };
+  }
   const text = await readText(req, options.maxBodyBytes, timeouts);
   return { batch: decodeBody(text, contentType, decodeLimits(options)), bytes: text.length };
 }
@@ -80,7 +86,10 @@ function readText(req: IncomingMessage, limit: number, timeouts: BodyTimeouts): 
       req.resume();
       reject(error);
     };
-    const giveUp = (): void => stop(new ProtocolError(408, 'TIMEOUT', `Body not received within ${timeouts.durationMs} ms (bodyTimeout)`, { Connection: 'close' }));
+    const late = `Body not received within ${timeouts.durationMs} ms (bodyTimeout)`;
+    const giveUp = (): void => {
+      stop(new ProtocolError(408, 'TIMEOUT', late, { Connection: 'close' }));
+    };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) return stop(tooLarge(limit));
@@ -92,7 +101,8 @@ function readText(req: IncomingMessage, limit: number, timeouts: BodyTimeouts): 
       if (settled) return;
       settled = true;
       timeouts.cancel(giveUp);
-      resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+      const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      resolve(whole.toString('utf8'));
     });
     req.on('close', () => {
       if (!req.readableEnded) stop(new ProtocolError(400, 'BAD_BODY', 'Request aborted'));
