@@ -18,8 +18,8 @@ function sourceFiles(folder, prefix = 'src/') {
 }
 
 // A module's title is its header's first line, `// # Inbox: maps on their way up`.
-function titleOf(file) {
-  const first = readFileSync(join(root, file), 'utf8').split('\n', 1)[0];
+function titleOf(base, file) {
+  const first = readFileSync(join(base, file), 'utf8').split('\n', 1)[0];
   const match = /^\/\/ # (.+)$/.exec(first);
   if (!match) throw new Error(`site/modules.json: ${file} does not open with a "// # Title" line`);
   return match[1].trim();
@@ -44,7 +44,7 @@ export function readingOrder(base = root) {
     if (!seen.has(file)) problems.push(`in src/ but not in site/modules.json (add one line where it belongs in the reading order): ${file}`);
   }
   if (problems.length > 0) throw new Error(`site/modules.json and src/ disagree:\n  ${problems.join('\n  ')}`);
-  return listed.map(({ file, part }) => ({ file, part, page: file.slice(4, -3), title: titleOf(file) }));
+  return listed.map(({ file, part }) => ({ file, part, page: file.slice(4, -3), title: titleOf(base, file) }));
 }
 
 /** The site's title for the annotated source. */
