@@ -6,11 +6,11 @@
 // turn: first by request id (`RID`), then map by map id.
 //
 // ```text
-// POST       body            delivered  why
-// RID 4243   ofs=1 [b]       -          early: waits for RID 4242
-// RID 4242   ofs=0 [a]       a b        its turn, then the RID 4243 that waited
-// RID 4244   ofs=2 [c]       c          (suppose the answer is lost on the way back)
-// RID 4244   ofs=2 [c, d]    d          the retry: c is a repeat, d is new
+// POST      body          delivered  why
+// RID 4243  ofs=1 [b]     -          early: waits for 4242
+// RID 4242  ofs=0 [a]     a b        its turn, then 4243
+// RID 4244  ofs=2 [c]     c          (say its answer is lost)
+// RID 4244  ofs=2 [c, d]  d          the retry: c seen, d new
 // ```
 //
 // The last line is what a real client does when a POST fails: the

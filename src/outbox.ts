@@ -11,12 +11,13 @@
 // queued:  0 1 2 3 4 5
 //              ^     ^
 //     lastSent=2     lastQueued=5
-// AID=1 → 0 and 1 are done; 2 is outstanding; the next back channel carries 2 3 4 5
+// AID=1 → 0 and 1 are done; the next back channel carries 2 3 4 5
 // ```
 //
-// `test/docs/diagrams.test.ts` builds this state on a real server and
-// checks each claim: the carets, the forward answer `[0,2,n]` and the
-// rewound back channel.
+// Array 2 is *outstanding*: written, not yet acknowledged. A new back
+// channel rewinds to it. `test/docs/diagrams.test.ts` builds this state on
+// a real server and checks each claim: the carets, the forward answer
+// `[0,2,n]` and the rewound back channel.
 //
 // The outbox is that queue and its three counters, with no knowledge of
 // HTTP, timers or events: the session decides when to write and what to

@@ -163,7 +163,7 @@ async function replayForwardAnswer(diagram: Diagram): Promise<void> {
 }
 
 const REPLAYS = new Map<string, Replay>([
-  ['src/inbox.ts#POST       body            delivered  why', replayInbox],
+  ['src/inbox.ts#POST      body          delivered  why', replayInbox],
   ['src/outbox.ts#queued:  0 1 2 3 4 5', replayOutbox],
   ['src/handler.ts#10', replayForwardAnswer],
   ['src/session.ts#10', replayForwardAnswer],
