@@ -55,12 +55,14 @@ function decodeLimits(options: ResolvedOptions): DecodeLimits {
 // with `408` and `Connection: close`, so one slow client cannot hold a
 // request (and its buffer) open for ever.
 //
-// Every forward POST reads a body, so the clock is not a `setTimeout` of
-// its own but an entry in the server's `BodyTimeouts`, a `Deadlines`
-// queue whose key is the function that gives up. There is no `error`
-// listener: a request that fails or is aborted always ends with `close`
-// before its end, and `IncomingMessage` emits no `error` when nobody
-// listens for one.
+// A request that fails or is aborted always ends with `close` before its
+// end, so there is no `error` listener (and `IncomingMessage` emits no
+// `error` when nobody listens for one).
+//
+// > **Note (speed):** every forward POST reads a body, so its clock is not
+// > a `setTimeout` of its own but an entry in the server's `BodyTimeouts`,
+// > a `Deadlines` queue (`deadlines.ts`) whose key is the function that
+// > gives up.
 /** The server's queue of body countdowns; each key is called if its body is late. */
 export type BodyTimeouts = Deadlines<() => void>;
 
