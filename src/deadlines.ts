@@ -18,11 +18,11 @@
 // armed for the front, serves the whole queue.
 //
 // ```text
-// now = 10 000 ms, durationMs = 30 000
-//   front → [A 31 200] [B 35 900] [C 39 999] ← back      timer armed for 31 200
+// now = 10 000 ms, durationMs = 30 000; the queue, front first:
+//   [A 31 200] [B 35 900] [C 39 999]     timer armed for 31 200
 // restart(A) at 12 000:
-//   front → [B 35 900] [C 39 999] [A 42 000] ← back      timer fires at 31 200,
-//                                                         finds nothing due, re-arms for 35 900
+//   [B 35 900] [C 39 999] [A 42 000]     at 31 200 the timer finds nothing
+//                                        due, and re-arms for 35 900
 // ```
 //
 // Cancelling leaves the timer alone: if it fires for a key that has gone,
