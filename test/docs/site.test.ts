@@ -219,6 +219,13 @@ test('the jump menu opens below the header with its first entry clickable', asyn
     assert.equal(hit, '../source/handler.html', `first entry is what a click at ${width}px reaches`);
     await first.click();
     assert.match(page.url(), /\/sub\/path\/source\/handler\.html$/);
+    // An API "Defined in" link lands on its section below the sticky header, not under it.
+    await page.goto(`${origin}${SUB}source/session.html#section-7`);
+    const [barBottom, sectionTop] = await page.evaluate(() => [
+      document.querySelector('.site-bar')!.getBoundingClientRect().bottom,
+      document.getElementById('section-7')!.getBoundingClientRect().top,
+    ]);
+    assert.ok(sectionTop >= barBottom - 1, `section top ${sectionTop} is below the header's bottom ${barBottom} at ${width}px`);
     await page.close();
   }
 });
