@@ -113,6 +113,10 @@ test('every module has an annotated page with its title, previous/next links and
   const protocol = readFileSync(join(dist, 'protocol.html'), 'utf8');
   assert.match(protocol, /<a href="source\/handler\.html"[^>]*><code>handler\.ts<\/code><\/a>/, 'the guide links modules too');
   assert.match(protocol, /class="reading-order"/, 'the guide ends with the reading order');
+  for (const file of htmlFiles(dist)) {
+    const viewport = /<meta name="viewport" content="([^"]*)"/.exec(readFileSync(file, 'utf8'))?.[1] ?? '';
+    assert.doesNotMatch(viewport, /user-scalable|maximum-scale/, `${relative(dist, file)}: phones can zoom`);
+  }
   const home = readFileSync(join(dist, 'index.html'), 'utf8');
   assert.match(home, /href="\.\/protocol\.html"[^>]*>Learn the protocol/, 'a Learn the protocol path from the home page');
 });
