@@ -30,10 +30,16 @@ import { Deadlines } from './deadlines.ts';
  * @returns the batch (null when it carries no maps) and the body's size in characters.
  * @throws ProtocolError - `413`, `408`, or `400` for a body that does not decode.
  */
-export async function readBatch(req: IncomingMessage, options: ResolvedOptions, timeouts: BodyTimeouts): Promise<{ batch: ForwardBatch | null; bytes: number }> {
+export async function readBatch(
+  req: IncomingMessage,
+  options: ResolvedOptions,
+  timeouts: BodyTimeouts,
+): Promise<{ batch: ForwardBatch | null; bytes: number }> {
   const contentType = req.headers['content-type'];
   const parsed = (req as { body?: unknown }).body;
-  if (parsed !== undefined && req.readableEnded) return { batch: decodeParsedBody(parsed, contentType, decodeLimits(options)), bytes: 0 };
+  if (parsed !== undefined && req.readableEnded) {
+    return { batch: decodeParsedBody(parsed, contentType, decodeLimits(options)), bytes: 0 };
+  }
   const text = await readText(req, options.maxBodyBytes, timeouts);
   return { batch: decodeBody(text, contentType, decodeLimits(options)), bytes: text.length };
 }
@@ -49,12 +55,14 @@ function decodeLimits(options: ResolvedOptions): DecodeLimits {
 // with `408` and `Connection: close`, so one slow client cannot hold a
 // request (and its buffer) open for ever.
 //
-// Every forward POST reads a body, so the clock is not a `setTimeout` of
-// its own but an entry in the server's `BodyTimeouts`, a `Deadlines`
-// queue whose key is the function that gives up. There is no `error`
-// listener: a request that fails or is aborted always ends with `close`
-// before its end, and `IncomingMessage` emits no `error` when nobody
-// listens for one.
+// A request that fails or is aborted always ends with `close` before its
+// end, so there is no `error` listener (and `IncomingMessage` emits no
+// `error` when nobody listens for one).
+//
+// > **Note (speed):** every forward POST reads a body, so its clock is not
+// > a `setTimeout` of its own but an entry in the server's `BodyTimeouts`,
+// > a `Deadlines` queue (`deadlines.ts`) whose key is the function that
+// > gives up.
 /** The server's queue of body countdowns; each key is called if its body is late. */
 export type BodyTimeouts = Deadlines<() => void>;
 
@@ -80,7 +88,10 @@ function readText(req: IncomingMessage, limit: number, timeouts: BodyTimeouts): 
       req.resume();
       reject(error);
     };
-    const giveUp = (): void => stop(new ProtocolError(408, 'TIMEOUT', `Body not received within ${timeouts.durationMs} ms (bodyTimeout)`, { Connection: 'close' }));
+    const late = `Body not received within ${timeouts.durationMs} ms (bodyTimeout)`;
+    const giveUp = (): void => {
+      stop(new ProtocolError(408, 'TIMEOUT', late, { Connection: 'close' }));
+    };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) return stop(tooLarge(limit));
@@ -92,7 +103,8 @@ function readText(req: IncomingMessage, limit: number, timeouts: BodyTimeouts): 
       if (settled) return;
       settled = true;
       timeouts.cancel(giveUp);
-      resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+      const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      resolve(whole.toString('utf8'));
     });
     req.on('close', () => {
       if (!req.readableEnded) stop(new ProtocolError(400, 'BAD_BODY', 'Request aborted'));

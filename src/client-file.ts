@@ -42,7 +42,8 @@ function load(): ClientFile | null {
   for (const candidate of CANDIDATES) {
     try {
       const body = readFileSync(new URL(candidate, import.meta.url));
-      cached = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+      const hash = createHash('sha256').update(body).digest('base64url');
+      cached = { body, etag: `"${hash.slice(0, 22)}"` };
       return cached;
     } catch {
       // Not here; try the next place.
@@ -61,15 +62,27 @@ function load(): ClientFile | null {
  * @param headers - the usual response headers (CORS and the app's own).
  * @throws ProtocolError - `405` for other methods, `404` when the bundle was not built.
  */
-export function serveClient(req: IncomingMessage, res: ServerResponse, headers: OutgoingHttpHeaders): void {
-  if (req.method !== 'GET' && req.method !== 'HEAD') throw new ProtocolError(405, 'BAD_METHOD', 'Method not allowed');
+export function serveClient(
+  req: IncomingMessage,
+  res: ServerResponse,
+  headers: OutgoingHttpHeaders,
+): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    throw new ProtocolError(405, 'BAD_METHOD', 'Method not allowed');
+  }
   const file = load();
-  if (file === null) throw new ProtocolError(404, 'NOT_FOUND', 'Client bundle not built (run npm run build)');
+  if (file === null) {
+    throw new ProtocolError(404, 'NOT_FOUND', 'Client bundle not built (run npm run build)');
+  }
   const common = { ...headers, ETag: file.etag, 'Cache-Control': 'no-cache' };
   if (req.headers['if-none-match'] === file.etag) {
     res.writeHead(304, common);
     return void res.end();
   }
-  res.writeHead(200, { ...common, 'Content-Type': 'application/javascript; charset=utf-8', 'Content-Length': file.body.length });
+  res.writeHead(200, {
+    ...common,
+    'Content-Type': 'application/javascript; charset=utf-8',
+    'Content-Length': file.body.length,
+  });
   res.end(req.method === 'HEAD' ? undefined : file.body);
 }

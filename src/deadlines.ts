@@ -1,13 +1,16 @@
 // # Deadlines: one timer for thousands of sessions
 //
 // A session with no back channel dies after `sessionTimeoutInterval` of
-// silence. The obvious way to do that is a `setTimeout` per session,
-// cleared and set again whenever a back channel comes and goes. It works,
-// but each Node timer is an object of its own (about 120 bytes, plus the
-// closure it calls), and a server holding 100,000 idle sessions holds
-// 100,000 of them.
+// silence (30 s by default): the client has gone, or will come back with
+// a new session. Every request restarts the countdown; a back channel
+// stops it while it is open.
 //
-// Every session of one server waits the *same* length of time, though.
+// > **Note (memory):** the obvious clock is a `setTimeout` per session.
+// > Each Node timer is an object of its own (about 120 bytes, plus the
+// > closure it calls), so 100,000 idle sessions would hold 100,000 of them.
+// > This module serves them all with one timer.
+//
+// Every session of one server waits the *same* length of time.
 // Deadlines of equal length expire in the order they were set, so a queue
 // in insertion order is already sorted by expiry, and a JavaScript `Map`
 // keeps insertion order. Restarting a countdown is delete-then-set, which
@@ -15,11 +18,11 @@
 // armed for the front, serves the whole queue.
 //
 // ```text
-// now = 10 000 ms, durationMs = 30 000
-//   front → [A 31 200] [B 35 900] [C 39 999] ← back      timer armed for 31 200
+// now = 10 000 ms, durationMs = 30 000; the queue, front first:
+//   [A 31 200] [B 35 900] [C 39 999]     timer armed for 31 200
 // restart(A) at 12 000:
-//   front → [B 35 900] [C 39 999] [A 42 000] ← back      timer fires at 31 200,
-//                                                         finds nothing due, re-arms for 35 900
+//   [B 35 900] [C 39 999] [A 42 000]     at 31 200 the timer finds nothing
+//                                        due, and re-arms for 35 900
 // ```
 //
 // Cancelling leaves the timer alone: if it fires for a key that has gone,
@@ -31,9 +34,11 @@
 // ## Time
 //
 // `performance.now()` is monotonic: a wall clock set back by NTP must not
-// make every session look idle for an hour, or none at all. Deadlines are
-// kept in whole milliseconds: V8 stores a small integer inside the `Map`
-// entry, where a fraction would be a 16-byte number object of its own.
+// make every session look idle for an hour, or none at all.
+//
+// > **Note (memory):** deadlines are whole milliseconds. V8 stores a small
+// > integer inside the `Map` entry, where a fraction would be a 16-byte
+// > number object of its own.
 const now = (): number => Math.ceil(performance.now());
 
 // ## The queue

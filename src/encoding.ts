@@ -8,12 +8,16 @@
 // The client reads `responseText` as it grows and cuts it into chunks by
 // those lengths:
 //
-// ```text
+// ```text illustrative
 // 28
 // [[4,["hello"]],[5,{"a":1}]]
 // ```
 //
-// (27 characters of JSON and the newline after it: 28.)
+// (27 characters of JSON and the newline after it: 28.) A chunk's length
+// counts its trailing newline; the answer to a forward POST, framed by
+// the same `lengthPrefixed`, has no trailing newline, so its length is
+// just the JSON's: `10` then `[1,57,312]`. The guide's walkthrough
+// replays both.
 //
 // **`TYPE=html`**: the old iframe transport. The page loads a never-ending
 // HTML document, and every chunk is a script element that hands the same
@@ -41,17 +45,19 @@ export function lengthPrefixed(text: string): string {
 // U+2028 and U+2029 are legal inside JSON strings but end a string literal
 // in pre-ES2019 JavaScript, and an html chunk *is* JavaScript. Escaping them
 // everywhere costs nothing (JSON parsers read `\u2028` back as the same
-// character) and means no transport ever carries them raw. The escape
-// runs once per chunk, over the chunk's whole JSON text, rather than once
-// per array: a chunk of fifty small messages costs one scan, not fifty
-// calls.
+// character) and means no transport ever carries them raw.
+//
+// > **Note (speed):** the escape runs once per chunk, over its whole JSON
+// > text, not once per array: fifty small messages cost one scan.
 const LINE_SEPARATORS = /[\u2028\u2029]/g;
 const HAS_LINE_SEPARATOR = /[\u2028\u2029]/;
 
 /** JSON.stringify that throws TypeError if `value` has no JSON form. */
 export function stringify(value: unknown): string {
   const json = JSON.stringify(value);
-  if (json === undefined) throw new TypeError('browserChannel: cannot send a value that has no JSON form');
+  if (json === undefined) {
+    throw new TypeError('browserChannel: cannot send a value that has no JSON form');
+  }
   return json;
 }
 

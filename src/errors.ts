@@ -8,7 +8,7 @@
 // | status | what the client does |
 // |---|---|
 // | `200` | success |
-// | `400` with `Unknown SID` somewhere *after* index 0 of the body | the session is gone: make a new one |
+// | `400`, body has `Unknown SID` *after* index 0 | the session is gone: make a new one |
 // | any other non-200 | the channel fails at once, with no retry |
 //
 // That second row is why error bodies are wrapped in a tiny HTML document
@@ -25,7 +25,7 @@
 //
 // 1. *Programmer misuse* (a bad option, sending something JSON cannot carry)
 //    throws a plain `TypeError` at once, at the call site.
-// 2. *Client protocol faults* become a {@link ProtocolError} with a stable
+// 2. *Client protocol faults* become a `ProtocolError` with a stable
 //    `code` and the status the client expects.
 // 3. The handler is the single boundary that turns a `ProtocolError` into a
 //    response (see `handler.ts`).
@@ -70,7 +70,12 @@ export class ProtocolError extends Error {
    * @param message - one short sentence; also the HTTP reason phrase.
    * @param headers - extra headers for the error response.
    */
-  constructor(status: number, code: ProtocolErrorCode, message: string, headers: Record<string, string> = {}) {
+  constructor(
+    status: number,
+    code: ProtocolErrorCode,
+    message: string,
+    headers: Record<string, string> = {},
+  ) {
     super(message);
     this.name = 'ProtocolError';
     this.status = status;

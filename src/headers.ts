@@ -23,8 +23,13 @@
 // Access-Control-Allow-Origin: https://app.example
 // Access-Control-Expose-Headers: X-HTTP-Session-Id, X-HTTP-Initial-Response, X-Client-Wire-Protocol
 // ```
-/** Response header construction (no-cache, CORS, user headers) and shared request-header values. @module */
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+/** Response headers (no-cache, CORS, the app's own) and shared request-header values. @module */
+import type {
+  IncomingHttpHeaders,
+  IncomingMessage,
+  OutgoingHttpHeaders,
+  ServerResponse,
+} from 'node:http';
 import type { ResolvedOptions } from './options.ts';
 
 // ## Content types
@@ -57,7 +62,11 @@ const NO_CACHE: Readonly<OutgoingHttpHeaders> = Object.freeze({
 // names it, so we name them whenever CORS is on.
 const EXPOSED = 'X-HTTP-Session-Id, X-HTTP-Initial-Response, X-Client-Wire-Protocol';
 
-function corsHeaders(options: ResolvedOptions, req: IncomingMessage, res: ServerResponse): OutgoingHttpHeaders {
+function corsHeaders(
+  options: ResolvedOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+): OutgoingHttpHeaders {
   const { cors } = options;
   if (cors === null) return {};
   const headers: OutgoingHttpHeaders = {
@@ -122,28 +131,28 @@ export function preflightHeaders(req: IncomingMessage): OutgoingHttpHeaders {
 // ## Request headers a session keeps
 //
 // `session.headers` keeps the creating request's headers for the life of
-// the session, and most of their values are the same for every client of
-// an app: `Host`, `Origin`, `Accept-Language`, a few `User-Agent`s, the
-// content type. Node parses each request into fresh strings, so ten
-// thousand sessions would hold ten thousand copies of each. Swapping
-// every value for one shared copy leaves the object as it was to any
-// reader and makes an idle session a few hundred bytes lighter.
+// the session. To any reader it is the object Node parsed.
 //
-// The table of shared copies is bounded: values over 256 characters are
-// left alone, and when it reaches 1024 entries it starts over (sessions
-// keep what they hold; only later ones miss). Credentials (`Cookie`,
-// `Authorization`) are never shared, so a secret is never kept alive by
-// anything but its own session.
+// > **Note (memory):** most header values are the same for every client
+// > of an app (`Host`, `Origin`, `Accept-Language`, a few `User-Agent`s),
+// > but Node parses each request into fresh strings. Swapping every value
+// > for one shared copy makes an idle session a few hundred bytes lighter.
+// > The table of copies is bounded: values over 256 characters are left
+// > alone, and at 1024 entries it starts over.
+//
+// Credentials (`Cookie`, `Authorization`) are never shared, so a secret
+// is never kept alive by anything but its own session.
 const SHARED_VALUE_MAX_CHARS = 256;
 const SHARED_TABLE_MAX_ENTRIES = 1024;
 const NEVER_SHARED = new Set(['cookie', 'authorization', 'proxy-authorization']);
 const sharedValues = new Map<string, string>();
 
-/** Replaces each header value of `headers` (in place) with a shared copy of the same text; returns `headers`. */
+/** Swaps each value of `headers` (in place) for a shared copy of the same text. */
 export function shareHeaderValues(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   for (const name in headers) {
     const value = headers[name];
-    if (typeof value !== 'string' || value.length > SHARED_VALUE_MAX_CHARS || NEVER_SHARED.has(name)) continue;
+    if (typeof value !== 'string' || value.length > SHARED_VALUE_MAX_CHARS) continue;
+    if (NEVER_SHARED.has(name)) continue;
     const shared = sharedValues.get(value);
     if (shared !== undefined) headers[name] = shared;
     else if (sharedValues.size < SHARED_TABLE_MAX_ENTRIES) sharedValues.set(value, value);

@@ -1,22 +1,32 @@
 // # Inbox: maps on their way up, put back in order
 //
-// The forward channel brings maps in batches, one batch per POST, and
-// HTTP may reorder the POSTs or repeat them. The inbox is where a batch
-// waits for its turn: first by request id (`RID`), then map by map id.
+// The forward channel brings maps in batches, one batch per POST. HTTP
+// may reorder the POSTs (a WebChannel client over HTTP/2 keeps up to ten
+// in flight) or repeat one. The inbox is where a batch waits for its
+// turn: first by request id (`RID`), then map by map id.
 //
 // ```text
-// RID 4243  ofs=1  [b]        held: waits for RID 4242
-// RID 4242  ofs=0  [a]        released: a, then (RID 4243) b
-// RID 4242  ofs=0  [a, c]     a retry with one more map: a dropped (seen), c released
+// POST      body          delivered  why
+// RID 4243  ofs=1 [b]     -          early: waits for 4242
+// RID 4242  ofs=0 [a]     a b        its turn, then 4243
+// RID 4244  ofs=2 [c]     c          (say its answer is lost)
+// RID 4244  ofs=2 [c, d]  d          the retry: c seen, d new
 // ```
+//
+// The last line is what a real client does when a POST fails: the
+// Closure client (`makeForwardChannelRequest_`) sends the same `RID` again
+// with the maps it had sent, at the same ids, and appends whatever was
+// queued since. So a retry can carry maps the server has seen and maps it
+// has not, and never different maps under an id already used.
+// `test/docs/diagrams.test.ts` replays the table against a real server.
 //
 // Two `Sequencer`s (`order.ts`) do the work: the inbox *is* the one for
 // requests, and makes one for maps when the first map arrives. Requests
-// replay when old, because a retried request may carry maps that are new;
-// maps are dropped when old, so nothing is delivered twice. Both weigh
-// what they hold by the bytes of the body it came in, so `maxHeldBytes`
-// bounds the two together with `maxHeldRequests`. The inbox knows nothing
-// of events: it hands each map, in order, to the session.
+// replay when old, because a retry may carry new maps; maps are dropped
+// when old, so nothing is delivered twice. Both weigh what they hold by
+// the size of the body it came in, so `maxHeldBytes` bounds the two
+// together with `maxHeldRequests`. The inbox knows nothing of events: it
+// hands each map, in order, to the session.
 /** The receiving side of a session: request and map reordering with limits. @module */
 import type { ForwardBatch, ForwardItem } from './maps.ts';
 import { type HoldLimits, Sequencer } from './order.ts';
@@ -37,8 +47,12 @@ export interface MapReceiver {
 
 // ## Limits, made once per server
 //
-// The options object is shared by every session of a server, so the two
-// `HoldLimits` derived from it are made once and remembered beside it.
+// A request waits under `maxHeldRequests` and `maxHeldBytes`; maps share
+// the byte limit and have no count of their own.
+//
+// > **Note (memory):** the options object is shared by every session of a
+// > server, so the two `HoldLimits` derived from it are made once and
+// > remembered beside it, not rebuilt per session.
 interface InboxHolds {
   readonly requests: HoldLimits;
   readonly maps: HoldLimits;
@@ -90,8 +104,7 @@ export class Inbox extends Sequencer<() => void> {
 
   /**
    * @param firstRequestId - the `RID` of the request that created the session.
-   * @param options - shared by every session of a server (the resolved options).
-   * @param receiver - takes each item, in map-id order.
+   * @param options - the server's resolved options (shared by its sessions).
    */
   constructor(
     firstRequestId: number,
@@ -113,19 +126,17 @@ export class Inbox extends Sequencer<() => void> {
   //
   // The answer is null, or a sentence naming the limit the client
   // overflowed; the session closes with it, and the handler answers `400`
-  // with the same words.
-  /**
-   * Takes a decoded body sent under `requestId`.
-   * @param bodyBytes - the body's size, counted while it waits.
-   * @returns null, or the reason a limit overflowed.
-   */
+  // with the same words. `bodyBytes` is what the batch weighs while it waits.
+  /** Takes a decoded body sent under `requestId`; returns null, or the limit it overflowed. */
   receive(requestId: number, batch: ForwardBatch | null, bodyBytes: number): string | null {
     let overflow: string | null = null;
     const run = (): void => {
       overflow = this.releaseBatch(batch, bodyBytes);
     };
     if (!this.offer(requestId, run, bodyBytes)) {
-      overflow = `Reorder buffer over ${this.options.maxHeldRequests} requests or ${this.options.maxHeldBytes} bytes (maxHeldRequests, maxHeldBytes)`;
+      const { maxHeldRequests, maxHeldBytes } = this.options;
+      overflow = `Reorder buffer over ${maxHeldRequests} requests or ${maxHeldBytes} bytes`
+        + ' (maxHeldRequests, maxHeldBytes)';
     }
     return overflow;
   }

@@ -4,7 +4,7 @@
 // string-to-string dictionaries, numbered from 0 for the life of the
 // session. One body carries a run of consecutive maps, form-encoded:
 //
-// ```text
+// ```text illustrative
 // count=2&ofs=7&req0_JSON=%7B%22a%22%3A1%7D&req1_x=3&req1_y=hi
 // ```
 //
@@ -22,8 +22,8 @@
 // node-browserchannel also accepts a JSON body, which shares the same map
 // ids: `{"ofs": 7, "data": [{"a": 1}, "hi"]}` carries messages 7 and 8.
 //
-// This module only *decodes*; putting maps in order and delivering them is
-// the session's job (`order.ts`, `session.ts`). Decoding is all-or-nothing:
+// This module only *decodes*; putting maps in order is the inbox's job
+// (`inbox.ts`), and the session delivers them to the app. Decoding is all-or-nothing:
 // a body with one bad part is refused whole with a `400`, so a session never
 // sees half a request.
 /** Forward-channel body decoding: form-encoded maps and JSON bodies. @module */
@@ -36,7 +36,12 @@ export type ClientMap = Record<string, string>;
 /** One numbered item of a forward-channel body, ready for delivery. */
 export type ForwardItem =
   /** A form-encoded map, with the message it carries if it has one. */
-  | { readonly kind: 'map'; readonly map: ClientMap; readonly hasMessage: boolean; readonly message: unknown }
+  | {
+      readonly kind: 'map';
+      readonly map: ClientMap;
+      readonly hasMessage: boolean;
+      readonly message: unknown;
+    }
   /** One element of a JSON body: a message without a map. */
   | { readonly kind: 'json'; readonly message: unknown }
   /** A map the client marked `_badmap`: it only takes up its id. */
@@ -78,8 +83,14 @@ const UNLIMITED: DecodeLimits = { maxMaps: 1000, maxKeys: Infinity };
  * @returns the batch, or null for a body that carries no maps (`count=0`, empty, or JSON `null`).
  * @throws ProtocolError - `400 BAD_BODY` naming what is wrong.
  */
-export function decodeBody(body: string, contentType: string | undefined, limits: DecodeLimits = UNLIMITED): ForwardBatch | null {
-  if (mediaType(contentType) === 'application/json') return decodeJsonBody(parseJson(body, 'body'), limits);
+export function decodeBody(
+  body: string,
+  contentType: string | undefined,
+  limits: DecodeLimits = UNLIMITED,
+): ForwardBatch | null {
+  if (mediaType(contentType) === 'application/json') {
+    return decodeJsonBody(parseJson(body, 'body'), limits);
+  }
   return decodeForm(new URLSearchParams(body), limits);
 }
 
@@ -87,7 +98,11 @@ export function decodeBody(body: string, contentType: string | undefined, limits
  * Decodes a body that an earlier middleware (such as express's body parsers) already parsed.
  * @throws ProtocolError - `400 BAD_BODY` naming what is wrong.
  */
-export function decodeParsedBody(body: unknown, contentType: string | undefined, limits: DecodeLimits = UNLIMITED): ForwardBatch | null {
+export function decodeParsedBody(
+  body: unknown,
+  contentType: string | undefined,
+  limits: DecodeLimits = UNLIMITED,
+): ForwardBatch | null {
   if (typeof body === 'string') return decodeBody(body, contentType, limits);
   if (mediaType(contentType) === 'application/json') return decodeJsonBody(body, limits);
   if (body === null || typeof body !== 'object') throw badBody('Unreadable body');
@@ -127,7 +142,9 @@ function collectMaps(form: URLSearchParams, count: number, maxKeys: number): Cli
     if (match === null) continue;
     const index = Number(match[1]);
     if (index >= count) throw badBody(`map ${index} is outside count=${count}`);
-    if (++keyCounts[index]! > maxKeys) throw badBody(`map ${index} has more than ${maxKeys} keys (maxKeysPerMap)`);
+    if (++keyCounts[index]! > maxKeys) {
+      throw badBody(`map ${index} has more than ${maxKeys} keys (maxKeysPerMap)`);
+    }
     setKey(maps[index]!, match[2]!, value);
   }
   return maps;
@@ -135,9 +152,13 @@ function collectMaps(form: URLSearchParams, count: number, maxKeys: number): Cli
 
 // A key named `__proto__` would replace the map's prototype if assigned
 // with `=`; defining it as an own property keeps it plain data.
+const OWN = (value: string): PropertyDescriptor => {
+  return { value, enumerable: true, writable: true, configurable: true };
+};
+
 function setKey(map: ClientMap, key: string, value: string): void {
-  if (key === '__proto__') Object.defineProperty(map, key, { value, enumerable: true, writable: true, configurable: true });
-  else map[key] = value;
+  if (key !== '__proto__') map[key] = value;
+  else Object.defineProperty(map, key, OWN(value));
 }
 
 // ## Messages inside maps
@@ -152,9 +173,12 @@ function setKey(map: ClientMap, key: string, value: string): void {
 // | `_S` | BCSocket's `send(string)` | the string itself |
 function toItem(map: ClientMap, index: number): ForwardItem {
   if (map.type === '_badmap') return { kind: 'skip' };
-  if (map.JSON !== undefined) return { kind: 'map', map, hasMessage: true, message: parseJson(map.JSON, `map ${index} JSON`) };
-  if (map.__data__ !== undefined) return { kind: 'map', map, hasMessage: true, message: parseJson(map.__data__, `map ${index} __data__`) };
-  if (map._S !== undefined) return { kind: 'map', map, hasMessage: true, message: map._S };
+  const carrying = (message: unknown): ForwardItem => {
+    return { kind: 'map', map, hasMessage: true, message };
+  };
+  if (map.JSON !== undefined) return carrying(parseJson(map.JSON, `map ${index} JSON`));
+  if (map.__data__ !== undefined) return carrying(parseJson(map.__data__, `map ${index} __data__`));
+  if (map._S !== undefined) return carrying(map._S);
   return { kind: 'map', map, hasMessage: false, message: undefined };
 }
 
@@ -165,13 +189,20 @@ function toItem(map: ClientMap, index: number): ForwardItem {
 // ```
 function decodeJsonBody(body: unknown, limits: DecodeLimits): ForwardBatch | null {
   if (body === null) return null;
-  if (typeof body !== 'object' || Array.isArray(body)) throw badBody('JSON body must be an object {ofs, data}');
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw badBody('JSON body must be an object {ofs, data}');
+  }
   const { ofs, data } = body as { ofs?: unknown; data?: unknown };
   if (!Array.isArray(data)) throw badBody('JSON body needs a data array');
-  if (data.length > limits.maxMaps) throw badBody(`data holds more than ${limits.maxMaps} messages (maxMapsPerRequest)`);
+  if (data.length > limits.maxMaps) {
+    throw badBody(`data holds more than ${limits.maxMaps} messages (maxMapsPerRequest)`);
+  }
   if (data.length === 0) return null;
-  if (typeof ofs !== 'number' || !Number.isSafeInteger(ofs) || ofs < 0) throw badBody('ofs must be a non-negative integer');
-  return { ofs, items: data.map((message: unknown) => ({ kind: 'json', message })), initHeaders: null };
+  if (typeof ofs !== 'number' || !Number.isSafeInteger(ofs) || ofs < 0) {
+    throw badBody('ofs must be a non-negative integer');
+  }
+  const items = data.map((message: unknown): ForwardItem => ({ kind: 'json', message }));
+  return { ofs, items, initHeaders: null };
 }
 
 // ## WebChannel's encoded headers
@@ -180,7 +211,7 @@ function decodeJsonBody(body: unknown, limits: DecodeLimits): ForwardBatch | nul
 // wants on the handshake (often an `Authorization`) into the body instead,
 // one `Name:Value` per line, so the browser need not send a CORS preflight:
 //
-// ```text
+// ```text illustrative
 // headers=X-Goog-Api-Client%3Agl-js%2F%0D%0AAuthorization%3ABearer%20abc%0D%0A&count=0
 // ```
 //
@@ -195,7 +226,9 @@ const MAX_HEADER_LINES = 100;
 export function parseHeaderBlock(block: string): Record<string, string> {
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   const lines = block.split(/\r?\n/).filter((line) => line.trim() !== '');
-  if (lines.length > MAX_HEADER_LINES) throw badBody(`more than ${MAX_HEADER_LINES} encoded headers`);
+  if (lines.length > MAX_HEADER_LINES) {
+    throw badBody(`more than ${MAX_HEADER_LINES} encoded headers`);
+  }
   for (const line of lines) {
     const colon = line.indexOf(':');
     if (colon <= 0) throw badBody('encoded header line without a name');

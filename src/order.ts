@@ -9,7 +9,7 @@
 //   random start chosen by the client;
 // - every map has a map id, counting up from 0 (`ofs` in the body).
 //
-// ```text
+// ```text illustrative
 // POST …&RID=4243   count=1&ofs=1&req0_x=b       ← arrives first
 // POST …&RID=4242   count=1&ofs=0&req0_x=a       ← arrives second
 //                   delivered: a (map 0), then b (map 1)
@@ -44,13 +44,16 @@ export interface HoldLimits {
 // State is two fields: `next`, the id we are waiting for, and `held`, the
 // items that came early, keyed by id. A `Map` rather than an array, so a
 // client that jumps ahead by a billion ids costs one entry, not a billion
-// empty slots. Most sessions never see a request out of order, so `held`
-// is created the first time something has to wait: an empty `Map` costs
-// about 200 bytes, and an idle server may hold a hundred thousand
-// sessions with two sequencers each.
+// empty slots.
+//
+// > **Note (memory):** `held` is created the first time something has to
+// > wait. Most sessions never see a request out of order, an empty `Map`
+// > costs about 200 bytes, and an idle server may hold a hundred thousand
+// > sessions with two sequencers each.
 //
 // What "release" means, and whether an old id is released again, is the
-// subclass's business (`inbox.ts` has two): methods, not callbacks or
+// subclass's business (`inbox.ts` has two, and replays its own diagram
+// against a real server): methods, not callbacks or
 // flags, so a sequencer carries nothing per instance but its state.
 /** Releases numbered items in id order, holding early ones until their turn. */
 export abstract class Sequencer<T> {

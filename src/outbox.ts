@@ -9,17 +9,25 @@
 //
 // ```text
 // queued:  0 1 2 3 4 5
-//                ^     ^
-//         lastSent=2   lastQueued=5     client's AID=1 → 0 and 1 are done
+//              ^     ^
+//     lastSent=2     lastQueued=5
+// AID=1 → 0 and 1 are done; the next back channel carries 2 3 4 5
 // ```
+//
+// Array 2 is *outstanding*: written, not yet acknowledged. A new back
+// channel rewinds to it. `test/docs/diagrams.test.ts` builds this state on
+// a real server and checks each claim: the carets, the forward answer
+// `[0,2,n]` and the rewound back channel.
 //
 // The outbox is that queue and its three counters, with no knowledge of
 // HTTP, timers or events: the session decides when to write and what to
-// do with the callbacks the outbox hands back.
+// do with the callbacks the outbox hands back. Sizes here are JSON
+// characters (UTF-16 code units, `string.length`), the unit the client's
+// `outstandingBytes` comparison and the chunk prefixes use, not bytes.
 /** The queue of outgoing arrays, their ids and their acknowledgements. @module */
 import { escapeLineSeparators } from './encoding.ts';
 
-/** Called once when the client acknowledges an array, or with an Error if the session ends first. */
+/** Called once the client acknowledges an array, or with an Error if the session ends first. */
 export type SendCallback = (error?: Error) => void;
 
 // An array waiting to be sent or acknowledged. The payload arrives as JSON
@@ -40,39 +48,46 @@ export class Outbox {
   private arrays: OutgoingArray[] = [];
   private lastQueuedId = -1;
   private lastSentId = -1;
-  private bytes = 0;
+  /** JSON characters queued or sent, not yet acknowledged. */
+  private chars = 0;
 
   // ### Queueing
   //
-  // An empty queue takes its first array as a one-element literal: pushing
-  // onto `[]` would reserve room for seventeen, about 140 bytes that an
-  // idle session (whose only array is the unacknowledged handshake) would
-  // carry for nothing.
+  // The payload arrives as JSON text, made once by the caller (`send`, or
+  // once for a whole broadcast); a value with no JSON form was refused
+  // there, before anything was queued.
+  //
+  // > **Note (memory):** an empty queue takes its first array as a
+  // > one-element literal. Pushing onto `[]` would reserve room for
+  // > seventeen, about 140 bytes that an idle session (whose only array is
+  // > the unacknowledged handshake) would carry for nothing.
   /** Adds an array, given as its payload's JSON text, and returns its id. */
   queue(json: string, onSent: SendCallback | null, onAck: SendCallback | null): number {
     const id = ++this.lastQueuedId;
     const array: OutgoingArray = { id, json, onSent, onAck };
     if (this.arrays.length === 0) this.arrays = [array];
     else this.arrays.push(array);
-    this.bytes += json.length;
+    this.chars += json.length;
     return id;
   }
 
   // ### Taking what is unsent
   //
   // Returns the JSON text of one chunk, `[[4,["hello"]],[5,{"a":1}]]`
-  // (line separators escaped, see `encoding.ts`), marks those arrays sent, and collects their `onSent` callbacks into
-  // `sent` for the caller to run once the chunk is on the wire. A chunk
-  // stops growing once it passes `maxChars` (it always holds at least one
-  // array), so what one write puts in a socket buffer stays small even
-  // when a burst of sends is waiting; the rest goes in later chunks.
-  /** The oldest unsent arrays (about `maxChars` of them) as one chunk's JSON text, or null if all were sent. */
+  // (line separators escaped, see `encoding.ts`), marks those arrays sent,
+  // and collects their `onSent` callbacks into `sent` for the caller to
+  // run once the chunk is on the wire. A chunk stops growing once it
+  // passes `maxChars` (it always holds at least one array), so what one
+  // write puts in a socket buffer stays small even when a burst of sends
+  // is waiting; the rest goes in later chunks.
+  /** The oldest unsent arrays (about `maxChars` characters) as one chunk's JSON, or null. */
   takeUnsent(sent: SendCallback[], maxChars = Infinity): string | null {
     const unsentCount = this.lastQueuedId - this.lastSentId;
     if (unsentCount === 0) return null;
     const parts: string[] = [];
     let chars = 0;
-    for (let i = this.arrays.length - unsentCount; i < this.arrays.length && chars < maxChars; i++) {
+    const first = this.arrays.length - unsentCount;
+    for (let i = first; i < this.arrays.length && chars < maxChars; i++) {
       const array = this.arrays[i]!;
       const part = `[${array.id},${array.json}]`;
       parts.push(part);
@@ -106,7 +121,7 @@ export class Outbox {
     let done = 0;
     while (done < this.arrays.length && this.arrays[done]!.id <= upTo) {
       const array = this.arrays[done++]!;
-      this.bytes -= array.json.length;
+      this.chars -= array.json.length;
       if (array.onAck) callbacks.push(array.onAck);
     }
     if (done === this.arrays.length) this.arrays = [];
@@ -123,14 +138,16 @@ export class Outbox {
       if (array.onAck) callbacks.push(array.onAck);
     }
     this.arrays = [];
-    this.bytes = 0;
+    this.chars = 0;
     return callbacks;
   }
 
   // ## Figures for the forward channel and for the app
   //
-  // `outstandingBytes` is what the client compares against its limits to
-  // decide whether a back channel is stuck: JSON bytes sent but not yet
+  // `outstandingBytes` is the third number of every forward answer: the
+  // client compares it with 37,500 to decide whether a back channel that
+  // owes it arrays may be stuck (see the guide's walkthrough). The name is
+  // the protocol's; what it counts is JSON characters sent but not yet
   // acknowledged.
   /** Id of the newest array written to a back channel (-1 before any). */
   get sentId(): number {
@@ -144,7 +161,7 @@ export class Outbox {
 
   /** JSON characters queued or sent but not acknowledged. */
   get bufferedBytes(): number {
-    return this.bytes;
+    return this.chars;
   }
 
   /** Arrays queued or sent but not acknowledged. */

@@ -3,7 +3,7 @@
 // BrowserChannel says most of what it says in the query string. A
 // forward-channel POST, for example:
 //
-// ```text
+// ```text illustrative
 // POST /channel/bind?VER=8&SID=Qm9v…&RID=4243&AID=12&zx=k2j1&t=1
 // ```
 //
@@ -30,9 +30,9 @@ export type Query = Record<string, string>;
 
 // ## Parsing
 //
-// Hand-written rather than `URLSearchParams`: every request parses a
-// query, and most values need no decoding at all, so the common case is
-// two `indexOf`s and a `slice` per parameter.
+// > **Note (speed):** hand-written rather than `URLSearchParams`. Every
+// > request parses a query and most values need no decoding, so the common
+// > case is two `indexOf`s and a `slice` per parameter.
 /** Parses `a=1&b=2` (no leading `?`) into a prototype-less object. */
 export function parseQuery(text: string): Query {
   const query: Query = Object.create(null) as Query;
@@ -43,7 +43,9 @@ export function parseQuery(text: string): Query {
     const equals = text.indexOf('=', start);
     const split = equals === -1 || equals > end ? end : equals;
     const name = decode(text.slice(start, split));
-    if (name !== '' && !(name in query)) query[name] = decode(text.slice(split + 1, Math.max(split + 1, end)));
+    if (name !== '' && !(name in query)) {
+      query[name] = decode(text.slice(split + 1, Math.max(split + 1, end)));
+    }
     start = end + 1;
   }
   return query;

@@ -9,7 +9,7 @@
 // | client option | on the wire | here |
 // |---|---|---|
 // | (always) | `CVER=22` on the handshake | `isWebChannel`, `handshakeArray` |
-// | `httpSessionIdParam: 'p'` | `X-HTTP-Session-Id=p` → header → `p=<id>` later | `requestedSessionIdParam`, `checkHttpSessionId` |
+// | `httpSessionIdParam: 'p'` | `X-HTTP-Session-Id=p`, then `p=<id>` | `checkHttpSessionId` |
 // | `encodeInitMessageHeaders` | `headers=Name%3AValue%0D%0A…` in the body | `maps.ts` |
 // | `httpHeadersOverwriteParam` | the same block in a URL parameter | `initHeaders` |
 // | `fastHandshake` | `GET …&SID=null&$req=<maps>` | `fastHandshakeBatch`, `headerJson` |
@@ -53,8 +53,14 @@ export function isWebChannel(query: Record<string, string>, req: IncomingMessage
 export const SERVER_VERSION = 1;
 
 /** The `c` array that opens every session. */
-export function handshakeArray(id: string, hostPrefix: string | null, webChannel: boolean, keepAliveMs: number): unknown[] {
-  return webChannel ? ['c', id, hostPrefix, 8, SERVER_VERSION, keepAliveMs] : ['c', id, hostPrefix, 8];
+export function handshakeArray(
+  id: string,
+  hostPrefix: string | null,
+  webChannel: boolean,
+  keepAliveMs: number,
+): unknown[] {
+  if (!webChannel) return ['c', id, hostPrefix, 8];
+  return ['c', id, hostPrefix, 8, SERVER_VERSION, keepAliveMs];
 }
 
 // ## `httpSessionIdParam`: an id of the server's choosing on every URL
@@ -86,10 +92,16 @@ export function requestedSessionIdParam(query: Record<string, string>): string |
  * Checks a later request's `<parameter>=<id>` against the session's id.
  * @throws ProtocolError - `400` when the request carries a different id.
  */
-export function checkHttpSessionId(param: string | null, expected: string | null, query: Record<string, string>): void {
+export function checkHttpSessionId(
+  param: string | null,
+  expected: string | null,
+  query: Record<string, string>,
+): void {
   if (param === null || expected === null) return;
   const given = query[param];
-  if (given !== undefined && given !== expected) throw badQuery('X-HTTP-Session-Id does not match the session');
+  if (given !== undefined && given !== expected) {
+    throw badQuery('X-HTTP-Session-Id does not match the session');
+  }
 }
 
 // ## Encoded init headers in the URL
@@ -100,7 +112,11 @@ export function checkHttpSessionId(param: string | null, expected: string | null
 // as `encodeInitMessageHeaders` uses in the body. Both are merged into
 // `session.headers`, the URL's first, the body's over them.
 /** Headers the handshake carried in the URL parameter and the body, or null. */
-export function initHeaders(query: Record<string, string>, paramName: string, batch: ForwardBatch | null): Record<string, string> | null {
+export function initHeaders(
+  query: Record<string, string>,
+  paramName: string,
+  batch: ForwardBatch | null,
+): Record<string, string> | null {
   const fromUrl = query[paramName] === undefined ? null : parseHeaderBlock(query[paramName]!);
   const fromBody = batch?.initHeaders ?? null;
   if (fromUrl === null) return fromBody;
@@ -138,10 +154,14 @@ export function isFastHandshake(query: Record<string, string>): boolean {
  * Decodes the maps carried in `$req`.
  * @throws ProtocolError - `414` when `$req` is too long, `400` when it does not decode.
  */
-export function fastHandshakeBatch(query: Record<string, string>, limits: DecodeLimits): ForwardBatch | null {
+export function fastHandshakeBatch(
+  query: Record<string, string>,
+  limits: DecodeLimits,
+): ForwardBatch | null {
   const encoded = query.$req ?? '';
   if (encoded.length > MAX_FAST_HANDSHAKE_CHARS) {
-    throw new ProtocolError(414, 'BAD_QUERY', `$req longer than ${MAX_FAST_HANDSHAKE_CHARS} characters`);
+    const tooLong = `$req longer than ${MAX_FAST_HANDSHAKE_CHARS} characters`;
+    throw new ProtocolError(414, 'BAD_QUERY', tooLong);
   }
   return decodeBody(encoded, 'application/x-www-form-urlencoded', limits);
 }
@@ -150,7 +170,8 @@ export function fastHandshakeBatch(query: Record<string, string>, limits: Decode
 // of the JSON travels as a `\uXXXX` escape, which `JSON.parse` reads back.
 /** JSON text made safe for an HTTP header value. */
 export function headerJson(json: string): string {
-  return json.replace(/[^\x20-\x7e]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const escape = (char: string): string => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  return json.replace(/[^\x20-\x7e]/g, escape);
 }
 
 // ## `longPollingTimeout`: idle long polls end on time
