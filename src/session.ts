@@ -5,7 +5,7 @@
 // GET that is replaced every few kilobytes or after every chunk), and the
 // session stitches them into one ordered, acknowledged, two-way stream.
 //
-// ```text
+// ```text illustrative
 // POST /bind?RID=4242          → [[0,["c","Qm9v…",null,8]]]      session created
 // GET  /bind?RID=rpc&AID=0     ← [[1,["hi"]]] … [[2,["noop"]]]   back channel
 // POST /bind?RID=4243&AID=2    count=1&ofs=0&req0_JSON=…        maps up

@@ -56,7 +56,6 @@ function showsWire(text: string): boolean {
 // edit them). Each must still be there, word for word in its first line;
 // when its owner marks it illustrative or it gets a replay, the entry goes.
 const NOT_YET_MARKED = new Map<string, string>([
-  ['src/session.ts#POST /bind?RID=4242          → [[0,["c","Qm9v…",null,8]]]      session created', 'overview with elisions; mark illustrative in the session split'],
   ['src/client/channel.ts#GET  /test?VER=8&MODE=init                  → [null,null]', 'client overview; mark illustrative'],
   ['src/client/chunks.ts#28', 'client reading example; mark illustrative or replay'],
   ['src/client/wire.ts#count=2&ofs=7&req0_JSON=…&req1__S=hi', 'client body example; mark illustrative'],
@@ -166,7 +165,7 @@ const REPLAYS = new Map<string, Replay>([
   ['src/inbox.ts#POST      body          delivered  why', replayInbox],
   ['src/outbox.ts#queued:  0 1 2 3 4 5', replayOutbox],
   ['src/handler.ts#10', replayForwardAnswer],
-  ['src/session.ts#10', replayForwardAnswer],
+  ['src/backchannel.ts#10', replayForwardAnswer],
 ]);
 
 const all = sources(join(root, 'src')).flatMap(diagrams);

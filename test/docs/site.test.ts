@@ -76,11 +76,11 @@ test('site/modules.json lists every module in src/ once, and the build refuses w
     const config = JSON.parse(readFileSync(join(root, 'site/modules.json'), 'utf8')) as { parts: { modules: string[] }[] };
     writeFileSync(join(base, 'site/modules.json'), JSON.stringify(config));
     assert.equal(readingOrder(base).length, modules.length);
-    writeFileSync(join(base, 'src/rooms.ts'), '// # Rooms: a test module\n');
-    assert.throws(() => readingOrder(base), /in src\/ but not in site\/modules.json.*src\/rooms\.ts/s);
-    config.parts[1]!.modules.push('src/rooms.ts', 'src/redis/adapter.ts');
+    writeFileSync(join(base, 'src/unlisted-example.ts'), '// # Unlisted: a test module\n');
+    assert.throws(() => readingOrder(base), /in src\/ but not in site\/modules.json.*src\/unlisted-example\.ts/s);
+    config.parts[1]!.modules.push('src/unlisted-example.ts', 'src/missing/example.ts');
     writeFileSync(join(base, 'site/modules.json'), JSON.stringify(config));
-    assert.throws(() => readingOrder(base), /listed in site\/modules.json but missing from src\/: src\/redis\/adapter\.ts/);
+    assert.throws(() => readingOrder(base), /listed in site\/modules.json but missing from src\/: src\/missing\/example\.ts/);
     config.parts[1]!.modules.pop();
     writeFileSync(join(base, 'site/modules.json'), JSON.stringify(config));
     assert.equal(readingOrder(base).length, modules.length + 1, 'one line slots a new module in');
