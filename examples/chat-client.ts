@@ -11,7 +11,8 @@ interface RoomMessage {
   type: string;
   from?: string;
   text?: string;
-  users?: string[];
+  count?: number;
+  user?: { pid: string; nick: string; node: string };
 }
 interface BCSocketLike {
   onopen: () => void;
@@ -30,7 +31,10 @@ let counter = 0;
 socket.onopen = () => console.log(`connected as ${nick}; type a line to send, Ctrl-D to quit`);
 socket.onmessage = ({ data }) => {
   if (data.type === 'said') console.log(`<${data.from}> ${data.text}`);
-  if (data.type === 'presence') console.log(`* online: ${data.users?.join(', ')}`);
+  if (data.type === 'joined') console.log(`* ${data.user?.nick} joined`);
+  if (data.type === 'presence') console.log(`* ${data.count} online`);
+  // Answer newcomers as the page does, so they list us too.
+  if (data.type === 'joined' && data.user) socket.send({ type: 'here', to: data.user.pid });
 };
 socket.onclose = (reason) => console.log(`disconnected: ${reason}`);
 

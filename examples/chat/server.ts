@@ -6,77 +6,136 @@
 // server speaks to both. It also serves the annotated source and guide
 // from `site/dist` under `/site/` when they have been built.
 //
-// The room's little protocol rides on top of BrowserChannel messages:
+// The room's little protocol rides on top of BrowserChannel messages.
+// Nobody's session id ever reaches another client (an id is a session's
+// only credential), so each member is known to the others by a public id,
+// `pid`, made here:
 //
 // ```text
-// page → server   {"type":"hello","nick":"ada"}
 // page → server   {"type":"say","id":"k2j1-7","text":"hi"}      id: the page's own, for resends
 // page → server   {"type":"typing"}
-// server → pages  {"type":"presence","users":["ada","bob"]}
-// server → pages  {"type":"said","id":"k2j1-7","from":"ada","text":"hi"}
-// server → pages  {"type":"typing","from":"ada"}
+// page → server   {"type":"here","to":"9f3a0c1e"}               answering a newcomer
+// server → page   {"type":"welcome","you":{"pid":"4b1d…","nick":"ada","node":"n1"}}
+// server → room   {"type":"joined","user":{…}}  {"type":"left","pid":"4b1d…"}
+// server → one    {"type":"here","user":{…}}                     an older member, to a newcomer
+// server → room   {"type":"presence","count":3}
+// server → room   {"type":"said","id":"k2j1-7","from":"ada","text":"hi"}
+// server → room   {"type":"typing","from":"ada"}
 // ```
+//
+// Each page builds the member list itself: it hears `joined` and `left`,
+// and a newcomer is told who is there by each member's `here`, sent to the
+// newcomer's own room (`p:<pid>`). That is all rooms and broadcasts, so it
+// works unchanged across processes with the Redis adapter, where no single
+// process knows everyone. `presence` carries the count from
+// `sessionIds()`, which asks every process.
 //
 // A page keeps each message until it sees it come back as `said`, and
 // sends it again after a reconnect; the server remembers recent ids, so a
 // resent message is never shown twice.
+import { randomBytes } from 'node:crypto';
 import { readFileSync, existsSync, createReadStream, statSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import browserChannel, { type Session } from '../../src/index.ts';
+import browserChannel, { type BrowserChannelOptions, type Session } from '../../src/index.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-// ## The room
-interface Member {
-  readonly session: Session;
-  nick: string;
+// ## The room's types
+//
+// What pages may send (`In`), what the server sends (`Out`) and what the
+// app keeps per session (`Member`). The types are promises about shape,
+// not checks: `handle` below still checks every field a page sent.
+interface User {
+  readonly pid: string;
+  readonly nick: string;
+  readonly node: string;
+}
+type In = { type?: unknown; id?: unknown; text?: unknown; to?: unknown } | null;
+type Out =
+  | { type: 'welcome'; you: User }
+  | { type: 'joined' | 'here'; user: User }
+  | { type: 'left'; pid: string }
+  | { type: 'presence'; count: number }
+  | { type: 'said'; id: string; from: string; text: string; again?: true }
+  | { type: 'typing'; from: string };
+type Member = { user: User };
+type ChatSession = Session<In, Out, Member>;
+
+// ## Who may join
+//
+// The nickname arrives with the creating request (`extraParams` from
+// `BCSocket`, `messageUrlParams` from WebChannel), so `allowRequest` can
+// refuse a bad one before any session exists. `403` is final for our
+// client: the page shows the reason instead of reconnecting in a loop.
+const NICK = /^[\p{L}\p{N}_.-](?:[\p{L}\p{N} _.-]{0,22}[\p{L}\p{N}_.-])?$/u;
+const NICK_RULE = 'Nickname: 1 to 24 letters, digits, spaces, - _ or .';
+
+/** The nickname in a query, or null if it breaks the rule. */
+export function nickOf(query: Record<string, string>): string | null {
+  const nick = (query.nick ?? '').trim();
+  return NICK.test(nick) ? nick : null;
 }
 
-/** Creates the chat's HTTP server; `listen` it yourself. */
-export function createChatServer() {
-  const members = new Set<Member>();
+// ## The room
+/** Creates the chat's HTTP server; `listen` it yourself. Options go to the channel. */
+export function createChatServer(options: BrowserChannelOptions = {}) {
   const seenIds = new Set<string>();
-  const broadcast = (message: unknown): void => {
-    for (const member of members) if (member.session.state !== 'closed') member.session.send(message);
-  };
-  const presence = (): void => broadcast({ type: 'presence', users: [...members].map((m) => m.nick).sort() });
-
-  const channel = browserChannel({ base: '/channel' }, (session) => {
-    const member: Member = { session, nick: cleanNick(session.query.nick) };
-    members.add(member);
-    presence();
-    session.on('message', (message) => handle(member, message as Record<string, unknown>));
+  const channel = browserChannel<In, Out, Member>({
+    base: '/channel',
+    ...options,
+    allowRequest: (req, { query }) => (nickOf(query) ? true : { status: 403, reason: NICK_RULE }),
+  }, (session) => {
+    const user: User = {
+      pid: randomBytes(4).toString('hex'),
+      nick: nickOf(session.query)!,
+      node: session.id.includes('.') ? session.id.split('.')[0]! : 'local',
+    };
+    session.data.user = user;
+    void session.join('lobby');
+    void session.join(`p:${user.pid}`);
+    session.send({ type: 'welcome', you: user });
+    session.to('lobby').send({ type: 'joined', user });
+    void presence();
+    session.on('message', (message) => handle(session, message));
     session.on('close', () => {
-      members.delete(member);
-      presence();
+      channel.to('lobby').send({ type: 'left', pid: user.pid });
+      void presence();
     });
   });
 
-  function handle(member: Member, message: Record<string, unknown> | null): void {
-    if (message === null || typeof message !== 'object') return;
-    if (message.type === 'hello') {
-      member.nick = cleanNick(message.nick);
-      presence();
-    } else if (message.type === 'say' && typeof message.text === 'string' && typeof message.id === 'string') {
-      if (seenIds.has(message.id)) return void member.session.send({ type: 'said', id: message.id, from: member.nick, text: message.text, again: true });
+  // The count comes from every process; a failure to ask (Redis down)
+  // leaves the last count standing rather than crashing anything.
+  async function presence(): Promise<void> {
+    try {
+      const ids = await channel.to('lobby').sessionIds();
+      channel.to('lobby').send({ type: 'presence', count: ids.length });
+    } catch (error) {
+      console.error('chat: presence failed:', error);
+    }
+  }
+
+  function handle(session: ChatSession, message: In): void {
+    if (message === null || typeof message !== 'object' || session.state === 'closed') return;
+    const { user } = session.data;
+    if (message.type === 'say' && typeof message.text === 'string' && typeof message.id === 'string'
+      && message.id.length <= 64) {
+      const said = { type: 'said', id: message.id, from: user.nick, text: message.text.slice(0, 2000) } as const;
+      if (seenIds.has(message.id)) return void session.send({ ...said, again: true });
       remember(seenIds, message.id);
-      broadcast({ type: 'said', id: message.id, from: member.nick, text: message.text.slice(0, 2000) });
+      channel.to('lobby').send(said);
     } else if (message.type === 'typing') {
-      broadcast({ type: 'typing', from: member.nick });
+      session.to('lobby').send({ type: 'typing', from: user.nick });
+    } else if (message.type === 'here' && typeof message.to === 'string' && /^[0-9a-f]{8}$/.test(message.to)) {
+      channel.to(`p:${message.to}`).send({ type: 'here', user });
     }
   }
 
   const server = http.createServer((req, res) => channel(req, res, () => serveStatic(req, res)));
-  return { server, channel, members };
-}
-
-function cleanNick(nick: unknown): string {
-  const text = typeof nick === 'string' ? nick.trim().slice(0, 24) : '';
-  return text || `guest-${Math.random().toString(36).slice(2, 6)}`;
+  return { server, channel };
 }
 
 // Ids are remembered for the last 10,000 messages, enough to catch resends.

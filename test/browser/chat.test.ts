@@ -85,13 +85,16 @@ test('two pages chat in order, see each other, and survive a closed session', as
 
   // The server closes ada's session; her page reconnects, and a message she
   // sent while it was down arrives once.
-  const adaSession = [...chat.members].find((member) => member.nick === 'ada')!.session;
+  const sessionOf = (nick: string) => [...chat.channel.sessions].find((session) => session.data.user.nick === nick)!;
+  const adaSession = sessionOf('ada');
   adaSession.close('kicked by test');
   await ada.evaluate(() => (window as unknown as { chat: { say(t: string): void } }).chat.say('sent during the outage'));
   await waitFor(ada, "document.body.dataset.status === 'online' && document.body.dataset.people === 'ada,bob'");
   await waitFor(bob, "document.body.dataset.count === '102'");
   assert.equal((await texts(bob)).filter((t) => t === 'ada: sent during the outage').length, 1);
-  assert.notEqual([...chat.members].find((member) => member.nick === 'ada')!.session, adaSession, 'a new session');
+  assert.notEqual(sessionOf('ada'), adaSession, 'a new session');
+  assert.equal(await bob.evaluate(() => document.body.dataset.online), '2', 'presence counts from sessionIds()');
+  assert.match(await ada.textContent('#you') ?? '', /you are ada/);
 
   await ada.screenshot({ path: `${output}chat-ada.png` });
   await bob.screenshot({ path: `${output}chat-bob.png` });
