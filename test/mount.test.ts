@@ -36,6 +36,17 @@ async function exercise(port: number, prefix: string): Promise<void> {
   assert.equal(other.body, 'app');
 }
 
+// Serves `app` on a free port, exercises `prefix`, and cleans up.
+async function serveAndExercise(app: App, channel: BrowserChannelMiddleware, prefix: string): Promise<void> {
+  const server = await listen(app);
+  try {
+    await exercise(server.port, prefix);
+  } finally {
+    channel.close();
+    await server.close();
+  }
+}
+
 const mounts: Array<[string, (app: express.Express, channel: BrowserChannelMiddleware) => void, string]> = [
   ['app.use(channel)', (app, channel) => app.use(channel), '/channel'],
   ["app.use('/channel', channel)", (app, channel) => app.use('/channel', channel), '/channel'],
@@ -49,13 +60,7 @@ describe('express', () => {
       const channel = browserChannel();
       mount(app, channel);
       app.get('/elsewhere', (req, res) => void res.send('app'));
-      const server = await listen(app);
-      try {
-        await exercise(server.port, prefix);
-      } finally {
-        channel.close();
-        await server.close();
-      }
+      await serveAndExercise(app, channel, prefix);
     });
   }
 
@@ -66,13 +71,7 @@ describe('express', () => {
     router.use('/channel', channel);
     app.use('/api', router);
     app.get('/elsewhere', (req, res) => void res.send('app'));
-    const server = await listen(app);
-    try {
-      await exercise(server.port, '/api/channel');
-    } finally {
-      channel.close();
-      await server.close();
-    }
+    await serveAndExercise(app, channel, '/api/channel');
   });
 });
 
@@ -83,13 +82,7 @@ describe('connect', () => {
       const channel = browserChannel();
       mount(app as unknown as express.Express, channel);
       app.use('/elsewhere', (req: http.IncomingMessage, res: http.ServerResponse) => res.end('app'));
-      const server = await listen(app);
-      try {
-        await exercise(server.port, prefix);
-      } finally {
-        channel.close();
-        await server.close();
-      }
+      await serveAndExercise(app, channel, prefix);
     });
   }
 });
