@@ -8,6 +8,7 @@
 // |---|---|
 // | `<base>/test` | connection test: host prefix, then buffering-proxy detection |
 // | `<base>/bind` | everything else: create, forward channel, back channel, terminate |
+// | `<base>` | the same as `<base>/bind`, for WebChannel clients |
 // | `<base>/bcsocket.js` | the browser client (`client-file.ts`) |
 //
 // ```http
@@ -96,10 +97,20 @@ async function dispatch(context: HandlerContext, route: string, req: IncomingMes
 // A path is ours if it is `base` followed by one more segment. With base
 // `""` (mounted at the root) only our three paths are claimed, so the app
 // keeps every other one.
+//
+// `base` itself is a bind URL too. A WebChannel client binds at exactly
+// the URL it was given and appends nothing (its test request, if any,
+// goes to `<url>/test`), so Firestore's SDK, mounted at its own path,
+// sends every request to `base`:
+//
+// ```http
+// POST /google.firestore.v1.Firestore/Listen/channel?VER=8&RID=1&… HTTP/1.1
+// ```
 const ROOT_ROUTES = new Set(['/test', '/bind', '/bcsocket.js']);
 
 function routeOf(path: string, base: string): string | null {
   if (base === '') return ROOT_ROUTES.has(path) ? path : null;
+  if (path === base) return '/bind';
   if (!path.startsWith(`${base}/`)) return null;
   return path.slice(base.length);
 }
