@@ -58,6 +58,7 @@ declare const browserChannel: typeof api.browserChannel & {
   browserChannel: typeof api.browserChannel;
   Session: typeof api.Session;
   ProtocolError: typeof api.ProtocolError;
+  sessionStream: typeof api.sessionStream;
 };
 export = browserChannel;
 `,

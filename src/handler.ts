@@ -304,13 +304,36 @@ function handshakeHeaders(req: IncomingMessage, session: Session): Record<string
 // ```
 async function forward(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
-  const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts);
+  const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts).catch((error: unknown) => stopIfTooLarge(session, error));
   if (isClosed(session)) throw unknownSession();
   const overflow = session.receive(requestId, batch, bytes);
   if (overflow !== null) throw new ProtocolError(400, 'LIMIT_EXCEEDED', overflow);
   if (isClosed(session)) throw new ProtocolError(403, 'FORBIDDEN', 'Forbidden');
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
   res.end(lengthPrefixed(JSON.stringify(session.backChannelStatus())));
+}
+
+// A body over `maxBodyBytes` can never be delivered: the client keeps
+// its maps until they are acknowledged, so it would resend the same body,
+// get the same `413`, reconnect and resend again, for ever. So the session
+// says `["stop"]`, the one answer after which neither the Closure client
+// (it ends with `STOP`; ShareDB's client calls that state `stopped`) nor
+// ours reconnects, and closes with the `413`'s reason once that is written.
+//
+// The Closure client takes any non-200 forward answer as fatal
+// (`BrowserChannel.isFatalError_`) and reconnects, so the `413` must not
+// arrive first: it waits until the `["stop"]` has been written to a back
+// channel (or the session ended otherwise), then a short grace, on
+// another connection than the one the stop travels on.
+const STOP_GRACE_MS = 300;
+
+async function stopIfTooLarge(session: Session, error: unknown): Promise<never> {
+  if (error instanceof ProtocolError && error.status === 413 && !isClosed(session)) {
+    await new Promise<void>((resolve) => session.stop(() => resolve()));
+    session.close(error.message);
+    await new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
+  }
+  throw error;
 }
 
 // ## The back channel

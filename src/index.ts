@@ -45,6 +45,7 @@ export type { ClientMap } from './maps.ts';
 export type { Query } from './query.ts';
 export type { Next } from './handler.ts';
 export { ProtocolError, type ProtocolErrorCode } from './errors.ts';
+export { sessionStream, type SessionStreamOptions } from './stream.ts';
 
 // ## The middleware's shape
 //

@@ -24,6 +24,7 @@ export default defineConfig({
           { text: 'Getting started', link: '/getting-started' },
           { text: 'The protocol, request by request', link: '/protocol' },
           { text: 'WebChannel', link: '/webchannel' },
+          { text: 'Collaborative editing with ShareDB', link: '/sharedb' },
           { text: 'Options and limits', link: '/options' },
           { text: 'Deploying behind a proxy', link: '/deploying' },
           { text: 'Differences from node-browserchannel', link: '/differences' },

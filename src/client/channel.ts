@@ -254,6 +254,10 @@ export class Channel {
   private async backChannel(): Promise<void> {
     const controller = this.abortable();
     let watchdog = setTimeout(() => controller.abort(), this.watchdogMs);
+    // When `end()` cuts the request (say, for a `["stop"]` just read), the
+    // watchdog goes at once: in Node a read of the aborted body was seen
+    // to stay pending, and its timer kept the process alive for 45 s.
+    controller.signal.addEventListener('abort', () => clearTimeout(watchdog));
     try {
       const url = this.bindUrl({ RID: 'rpc', AID: this.lastArrayId, CI: this.streaming ? 0 : 1, TYPE: 'xmlhttp' });
       const response = await check(await this.fetch(url, { signal: controller.signal }));
