@@ -338,7 +338,7 @@ export class Channel {
   // `corsAllowCredentials` and a `cors` origin that is not `*`.
   private fetch(url: string, init: RequestInit = {}): Promise<Response> {
     const headers = { ...this.options.extraHeaders, ...(init.headers as Record<string, string>) };
-    const credentials: RequestCredentials = this.options.crossDomainXhr ? 'include' : 'same-origin';
+    const credentials = this.options.crossDomainXhr ? 'include' : 'same-origin';
     return fetch(url, { ...init, headers, credentials });
   }
 
