@@ -304,7 +304,8 @@ function handshakeHeaders(req: IncomingMessage, session: Session): Record<string
 // ```
 async function forward(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: Session): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
-  const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts).catch((error: unknown) => stopIfTooLarge(session, error));
+  const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts)
+    .catch((error: unknown) => stopIfTooLarge(session, error));
   if (isClosed(session)) throw unknownSession();
   const overflow = session.receive(requestId, batch, bytes);
   if (overflow !== null) throw new ProtocolError(400, 'LIMIT_EXCEEDED', overflow);
@@ -320,11 +321,12 @@ async function forward(context: HandlerContext, req: IncomingMessage, res: Serve
 // (it ends with `STOP`; ShareDB's client calls that state `stopped`) nor
 // ours reconnects, and closes with the `413`'s reason once that is written.
 //
-// The Closure client takes any non-200 forward answer as fatal
-// (`BrowserChannel.isFatalError_`) and reconnects, so the `413` must not
-// arrive first: it waits until the `["stop"]` has been written to a back
-// channel (or the session ended otherwise), then a short grace, on
-// another connection than the one the stop travels on.
+// The Closure client gives up on a forward request answered with any
+// status but 200 at once (browserchannel 2.1.0 reports `Request failed`
+// and reconnects), so the `413` must not arrive first: it waits until the
+// `["stop"]` has been written to a back channel (or the session ended
+// some other way), then a short grace, since the two travel on different
+// connections.
 const STOP_GRACE_MS = 300;
 
 async function stopIfTooLarge(session: Session, error: unknown): Promise<never> {
