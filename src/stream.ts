@@ -14,8 +14,8 @@
 // writable side goes to the client with `session.send`:
 //
 // ```text
-// client  BCSocket.send('{"a":"op",…}')  → forward channel → 'message' → stream 'data' {a:'op',…}
-// server  stream.write({a:'op',…})       → session.send   → back channel → onmessage {a:'op',…}
+// up    socket.send('{"a":"op",…}') → forward channel → 'message' → 'data' {a:'op',…}
+// down  stream.write({a:'op',…})    → session.send    → back channel → onmessage
 // ```
 //
 // The stream and the session end together, whichever side ends first.
@@ -32,7 +32,7 @@ export interface SessionStreamOptions {
    * else passes unchanged. A throw closes the session with the error's message.
    */
   decode?: (message: unknown) => unknown;
-  /** Unacknowledged JSON characters above which a write waits for the session's `drain`. Default 1 MiB. */
+  /** Unacknowledged JSON characters past which a write waits for `drain`. Default 1 MiB. */
   highWaterBytes?: number;
   /** Writes the stream may hold while it waits; one more closes the session. Default 10000. */
   maxQueuedWrites?: number;
@@ -70,7 +70,8 @@ export function sessionStream(session: Session, options: SessionStreamOptions = 
   const stream = new Duplex({
     objectMode: true,
     read() {},
-    write: (chunk: unknown, _encoding, callback) => writeToSession(session, chunk, highWaterBytes, callback),
+    write: (chunk: unknown, _encoding, callback) =>
+      writeToSession(session, chunk, highWaterBytes, callback),
     final(callback) {
       callback();
       endReadable();
@@ -104,12 +105,15 @@ export function sessionStream(session: Session, options: SessionStreamOptions = 
 // ask a client to send more slowly. What one client may have in flight is
 // bounded by the server's limits (`maxBodyBytes`, `maxHeldBytes`), and
 // ShareDB reads every chunk as it comes.
-function readFromSession(session: Session, stream: Duplex, message: unknown, decode: (message: unknown) => unknown): void {
+type Decode = (message: unknown) => unknown;
+
+function readFromSession(session: Session, stream: Duplex, message: unknown, decode: Decode): void {
   let chunk: unknown;
   try {
     chunk = decode(message);
   } catch (error) {
-    return session.close(`Undecodable message: ${error instanceof Error ? error.message : String(error)}`);
+    const why = error instanceof Error ? error.message : String(error);
+    return session.close(`Undecodable message: ${why}`);
   }
   if (chunk !== null && chunk !== undefined) stream.push(chunk);
 }
@@ -118,22 +122,25 @@ function readFromSession(session: Session, stream: Duplex, message: unknown, dec
 //
 // Each write is sent at once. If the client then holds more than
 // `highWaterBytes` unacknowledged (`session.bufferedBytes`), the write's
-// callback waits for the session's `drain` (everything acknowledged), so
-// the stream's own `write()` returns false and a producer that listens
-// pauses. A session that closes meanwhile releases the wait; what was
+// callback waits for the session's `drain` (everything acknowledged).
+// Later writes queue inside the stream meanwhile, and past its own
+// high-water mark (16 objects) `write()` returns false, so a producer
+// that listens pauses until the stream's `drain`. A session that closes meanwhile releases the wait; what was
 // written then is lost with the session, as on any connection that drops.
-function writeToSession(session: Session, chunk: unknown, highWaterBytes: number, callback: (error?: Error) => void): void {
-  if (session.state === 'closed') return callback();
+type WriteCallback = (error?: Error) => void;
+
+function writeToSession(session: Session, chunk: unknown, limit: number, done: WriteCallback): void {
+  if (session.state === 'closed') return done();
   try {
     session.send(chunk);
   } catch (error) {
-    return callback(error as Error);
+    return done(error as Error);
   }
-  if (session.bufferedBytes <= highWaterBytes) return callback();
+  if (session.bufferedBytes <= limit) return done();
   const release = (): void => {
     session.off('drain', release);
     session.off('close', release);
-    callback();
+    done();
   };
   session.on('drain', release);
   session.on('close', release);
@@ -147,7 +154,8 @@ function boundQueue(stream: Duplex, session: Session, maxQueuedWrites: number): 
   const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
   stream.write = ((...args: unknown[]): boolean => {
     const accepted = write(...args);
-    if (stream.writableLength > maxQueuedWrites) session.close(`Stream queue over ${maxQueuedWrites} writes (maxQueuedWrites)`);
+    if (stream.writableLength <= maxQueuedWrites) return accepted;
+    session.close(`Stream queue over ${maxQueuedWrites} writes (maxQueuedWrites)`);
     return accepted;
   }) as typeof stream.write;
 }

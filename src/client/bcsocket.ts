@@ -44,7 +44,7 @@ export interface BCSocketOptions {
   affinityParam?: string;
   /** Skip the buffering test and stream (`true`) or long-poll (`false`). Default: test once. */
   streaming?: boolean;
-  /** Send cookies cross-origin (fetch's `credentials: 'include'`); the server needs `corsAllowCredentials`. Default false. */
+  /** Send cookies cross-origin (`credentials: 'include'`); needs `corsAllowCredentials`. Default false. */
   crossDomainXhr?: boolean;
   /** Milliseconds any request may take before it is abandoned and retried. Default 45000. */
   timeout?: number;
@@ -118,7 +118,7 @@ export class BCSocket {
   onerror: ((message: string) => void) | null = null;
   /** Called with the reason when the socket closes (before any reconnect). */
   onclose: ((reason: string) => void) | null = null;
-  /** Called when the socket starts connecting: first just after construction, then at each reconnect. */
+  /** Called when a session starts connecting: the first, just after `new`, and each reconnect. */
   onconnecting: (() => void) | null = null;
 
   private channel: Channel | null = null;

@@ -86,7 +86,8 @@ async function check(response: Response, creating = false): Promise<Response> {
   const body = await response.text().catch(() => '');
   if (status === 400 && body.indexOf('Unknown SID') > 0) throw new Ended('unknown-session', 'Unknown session ID');
   const reason = statusText ? ` (${statusText})` : '';
-  if (status === 413 || (creating && (status === 401 || status === 403))) throw new Ended('refused', `Request refused with status ${status}${reason}`);
+  const final = status === 413 || (creating && (status === 401 || status === 403));
+  if (final) throw new Ended('refused', `Request refused with status ${status}${reason}`);
   throw new Ended('failed', `Request failed with status ${status}${reason}`);
 }
 
@@ -163,8 +164,10 @@ export class Channel {
   // `11111`, nothing buffers, and we need not wait for the `2`, so the
   // request is cut short. The Closure client always waits the two seconds.
   private async testStreaming(): Promise<boolean> {
-    await this.exchange(channelUrl(this.options.base, '/test', { VER: 8, MODE: 'init', ...this.options.extraParams }), {}, (response) => response.text());
-    const url = channelUrl(this.options.base, '/test', { VER: 8, TYPE: 'xmlhttp', ...this.options.extraParams });
+    const { base, extraParams } = this.options;
+    const init = channelUrl(base, '/test', { VER: 8, MODE: 'init', ...extraParams });
+    await this.exchange(init, {}, (response) => response.text());
+    const url = channelUrl(base, '/test', { VER: 8, TYPE: 'xmlhttp', ...extraParams });
     return this.exchange(url, {}, async (response, controller) => {
       const first = new TextDecoder().decode((await response.body!.getReader().read()).value);
       controller.abort();
@@ -221,7 +224,8 @@ export class Channel {
       const batch = this.pending.slice(0, MAX_MAPS_PER_REQUEST);
       try {
         const url = this.bindUrl({ RID: rid, AID: this.lastArrayId });
-        const init = { method: 'POST', body: encodeMaps(batch.map((m) => m.map), batch[0]!.id), headers: FORM };
+        const body = encodeMaps(batch.map((m) => m.map), batch[0]!.id);
+        const init = { method: 'POST', body, headers: FORM };
         await this.exchange(url, init, (response) => response.text(), { keep: true });
         this.pending.splice(0, batch.length);
         break;
@@ -300,7 +304,8 @@ export class Channel {
     if (this.over) return;
     if (this.sessionId !== null) {
       const url = this.bindUrl({ RID: this.nextRid++, TYPE: 'terminate' });
-      void this.fetch(url, { keepalive: true, signal: AbortSignal.timeout(this.options.timeoutMs) }).catch(() => {});
+      const signal = AbortSignal.timeout(this.options.timeoutMs);
+      void this.fetch(url, { keepalive: true, signal }).catch(() => {});
     }
     this.end('local', 'Closed');
   }
@@ -358,7 +363,8 @@ export class Channel {
     const controller = keep ? new AbortController() : this.abortable();
     const deadline = setTimeout(() => controller.abort(), this.options.timeoutMs);
     try {
-      const response = await check(await this.fetch(url, { ...init, signal: controller.signal }), creating);
+      const answer = await this.fetch(url, { ...init, signal: controller.signal });
+      const response = await check(answer, creating);
       return await read(response, controller);
     } finally {
       clearTimeout(deadline);
