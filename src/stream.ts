@@ -125,11 +125,12 @@ function readFromSession(session: Session, stream: Duplex, message: unknown, dec
 // callback waits for the session's `drain` (everything acknowledged).
 // Later writes queue inside the stream meanwhile, and past its own
 // high-water mark (16 objects) `write()` returns false, so a producer
-// that listens pauses until the stream's `drain`. A session that closes meanwhile releases the wait; what was
-// written then is lost with the session, as on any connection that drops.
-type WriteCallback = (error?: Error) => void;
+// that listens pauses until the stream's `drain`. A session that closes
+// meanwhile releases the wait; what was written then is lost with the
+// session, as on any connection that drops.
+type Done = (error?: Error) => void;
 
-function writeToSession(session: Session, chunk: unknown, limit: number, done: WriteCallback): void {
+function writeToSession(session: Session, chunk: unknown, limit: number, done: Done): void {
   if (session.state === 'closed') return done();
   try {
     session.send(chunk);
