@@ -8,6 +8,7 @@
 // |---|---|
 // | `<base>/test` | connection test: host prefix, then buffering-proxy detection |
 // | `<base>/bind` | everything else: create, forward channel, back channel, terminate |
+// | `<base>` | the same as `<base>/bind`, for WebChannel clients |
 // | `<base>/bcsocket.js` | the browser client (`client-file.ts`) |
 //
 // ```http
@@ -136,10 +137,20 @@ async function dispatch(context: HandlerContext, route: string, req: IncomingMes
 // A path is ours if it is `base` followed by one more segment. With base
 // `""` (mounted at the root) only our three paths are claimed, so the app
 // keeps every other one.
+//
+// `base` itself is a bind URL too. A WebChannel client binds at exactly
+// the URL it was given and appends nothing (its test request, if any,
+// goes to `<url>/test`), so Firestore's SDK, mounted at its own path,
+// sends every request to `base`:
+//
+// ```http
+// POST /google.firestore.v1.Firestore/Listen/channel?VER=8&RID=1&… HTTP/1.1
+// ```
 const ROOT_ROUTES = new Set(['/test', '/bind', '/bcsocket.js']);
 
 function routeOf(path: string, base: string): string | null {
   if (base === '') return ROOT_ROUTES.has(path) ? path : null;
+  if (path === base) return '/bind';
   if (!path.startsWith(`${base}/`)) return null;
   return path.slice(base.length);
 }
@@ -364,7 +375,8 @@ function handshakeHeaders(req: IncomingMessage, session: AnySession): Record<str
 // ```
 async function forward(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: AnySession): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
-  const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts);
+  const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts)
+    .catch((error: unknown) => stopIfTooLarge(session, error));
   context.host.observer.bytesIn += bytes;
   if (isClosed(session)) throw unknownSession();
   const overflow = session.receive(requestId, batch, bytes);
@@ -372,6 +384,30 @@ async function forward(context: HandlerContext, req: IncomingMessage, res: Serve
   if (isClosed(session)) throw new ProtocolError(403, 'FORBIDDEN', 'Forbidden');
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
   res.end(lengthPrefixed(JSON.stringify(session.backChannelStatus())));
+}
+
+// A body over `maxBodyBytes` can never be delivered: the client keeps
+// its maps until they are acknowledged, so it would resend the same body,
+// get the same `413`, reconnect and resend again, for ever. So the session
+// says `["stop"]`, the one answer after which neither the Closure client
+// (it ends with `STOP`; ShareDB's client calls that state `stopped`) nor
+// ours reconnects, and closes with the `413`'s reason once that is written.
+//
+// The Closure client gives up on a forward request answered with any
+// status but 200 at once (browserchannel 2.1.0 reports `Request failed`
+// and reconnects), so the `413` must not arrive first: it waits until the
+// `["stop"]` has been written to a back channel (or the session ended
+// some other way), then a short grace, since the two travel on different
+// connections.
+const STOP_GRACE_MS = 300;
+
+async function stopIfTooLarge(session: AnySession, error: unknown): Promise<never> {
+  if (error instanceof ProtocolError && error.status === 413 && !isClosed(session)) {
+    await new Promise<void>((resolve) => session.stop(() => resolve()));
+    session.close(error.message);
+    await new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
+  }
+  throw error;
 }
 
 // ## The back channel

@@ -60,6 +60,7 @@ export type { Adapter, AdapterHost, Broadcast, Audience } from './rooms.ts';
 export { BroadcastTarget } from './broadcast.ts';
 export type { Exclusion } from './broadcast.ts';
 export type { ChannelStats, Refusal } from './observe.ts';
+export { sessionStream, type SessionStreamOptions } from './stream.ts';
 
 // ## The middleware's shape
 //

@@ -80,7 +80,7 @@ const UNLIMITED: DecodeLimits = { maxMaps: 1000, maxKeys: Infinity };
 // decoder and failed; here only the media type counts.
 /**
  * Decodes a forward-channel body.
- * @returns the batch, or null for a body that carries no maps (`count=0`, empty, or JSON `null`).
+ * @returns the batch, or null for a body that carries no maps (`count=0`, empty, or `data: []`).
  * @throws ProtocolError - `400 BAD_BODY` naming what is wrong.
  */
 export function decodeBody(
@@ -187,9 +187,14 @@ function toItem(map: ClientMap, index: number): ForwardItem {
 // ```json
 // {"ofs": 7, "data": [{"a": 1}, "hi"]}
 // ```
+//
+// Only that shape is a JSON body. Anything else (`null`, `[]`, a number,
+// an object without `ofs` or `data`) is refused with a `400` before the
+// session sees it, so the request's `RID` is not used up and the client
+// may retry it with a good body. `{"ofs": 7, "data": []}` is a valid
+// body with nothing in it.
 function decodeJsonBody(body: unknown, limits: DecodeLimits): ForwardBatch | null {
-  if (body === null) return null;
-  if (typeof body !== 'object' || Array.isArray(body)) {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw badBody('JSON body must be an object {ofs, data}');
   }
   const { ofs, data } = body as { ofs?: unknown; data?: unknown };
@@ -197,10 +202,10 @@ function decodeJsonBody(body: unknown, limits: DecodeLimits): ForwardBatch | nul
   if (data.length > limits.maxMaps) {
     throw badBody(`data holds more than ${limits.maxMaps} messages (maxMapsPerRequest)`);
   }
-  if (data.length === 0) return null;
   if (typeof ofs !== 'number' || !Number.isSafeInteger(ofs) || ofs < 0) {
     throw badBody('ofs must be a non-negative integer');
   }
+  if (data.length === 0) return null;
   const items = data.map((message: unknown): ForwardItem => ({ kind: 'json', message }));
   return { ofs, items, initHeaders: null };
 }

@@ -181,6 +181,13 @@ describe('forward channel', () => {
     ['count above the limit', 'count=1001&ofs=0', 'application/x-www-form-urlencoded', /count is above 1000/],
     ['unparseable JSON body', '{"ofs":', 'application/json', /body is not valid JSON/],
     ['JSON body without data', '{"ofs":0}', 'application/json', /needs a data array/],
+    ['JSON body null', 'null', 'application/json', /must be an object \{ofs, data\}/],
+    ['JSON body an array', '[{"a":1}]', 'application/json', /must be an object \{ofs, data\}/],
+    ['JSON body a number', '42', 'application/json; charset=utf-8', /must be an object \{ofs, data\}/],
+    ['JSON body a string', '"hi"', 'application/json', /must be an object \{ofs, data\}/],
+    ['JSON body without ofs', '{"data":[1]}', 'application/json', /ofs must be/],
+    ['JSON body with empty data and no ofs', '{"data":[]}', 'application/json', /ofs must be/],
+    ['JSON body with data not an array', '{"ofs":0,"data":"x"}', 'application/json', /needs a data array/],
   ];
   for (const [name, body, type, reason] of badBodies) {
     test(`bad body (${name}) gives 400 with a reason; the session survives and a retry works`, async () => {
@@ -193,6 +200,18 @@ describe('forward channel', () => {
       assert.deepEqual(messages(sid), ['ok']);
     });
   }
+
+  test('a JSON body null is refused before it uses up its RID: a JSON retry with the same RID delivers', async () => {
+    const { sid } = await createSession(server.port);
+    const bad = await post(sid, 1001, 'null', 'application/json');
+    assert.equal(bad.status, 400);
+    assert.match(bad.statusMessage, /JSON body must be an object/);
+    const good = await post(sid, 1001, JSON.stringify({ ofs: 0, data: ['ok'] }), 'application/json');
+    assert.equal(good.status, 200);
+    const next = await post(sid, 1002, JSON.stringify({ ofs: 1, data: ['next'] }), 'application/json');
+    assert.equal(next.status, 200);
+    assert.deepEqual(messages(sid), ['ok', 'next']);
+  });
 
   test('count=0 posts answer the back-channel status: none open, last sent id, outstanding bytes', async () => {
     const { sid } = await createSession(server.port);

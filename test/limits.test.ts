@@ -9,15 +9,35 @@ import type { Session } from '../src/index.ts';
 import { createSession, delay, openStream, parseChunks, request, startServer, until } from './helpers.ts';
 
 describe('forward-channel bodies', () => {
-  test('a body over maxBodyBytes gets 413, is not buffered, and the session survives', async () => {
+  test('a body over maxBodyBytes gets 413 and is not buffered; the session says ["stop"] first and closes naming maxBodyBytes', async () => {
     const seen: unknown[] = [];
-    const server = await startServer({ maxBodyBytes: 1000 }, (session) => session.on('message', (m) => seen.push(m)));
+    const reasons: Array<string | undefined> = [];
+    const server = await startServer({ maxBodyBytes: 1000 }, (session) => {
+      session.on('message', (m) => seen.push(m));
+      session.on('close', (reason) => reasons.push(reason));
+    });
     const { sid } = await createSession(server.port);
-    const big = `count=1&ofs=0&req0__S=${'x'.repeat(5000)}`;
-    const refused = await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1001`, big);
-    assert.equal(refused.status, 413);
-    assert.match(refused.body, /maxBodyBytes/);
-    // Without a Content-Length (chunked), the count while streaming catches it too.
+    const fine = await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1001`, 'count=1&ofs=0&req0__S=small');
+    assert.equal(fine.status, 200);
+    const big = `count=1&ofs=1&req0__S=${'x'.repeat(5000)}`;
+    const refused = request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1002`, big);
+    // The 413 waits until the ["stop"] has gone down a back channel, so a
+    // client that gives up on any failed POST (the Closure one) sees the stop first.
+    const answered = await Promise.race([refused.then(() => true), delay(400).then(() => false)]);
+    assert.equal(answered, false, 'no 413 before the stop is written');
+    const back = await request(server.port, 'GET', `/channel/bind?VER=8&SID=${sid}&RID=rpc&AID=0&CI=1&TYPE=xmlhttp`);
+    assert.deepEqual((parseChunks(back.body) as Array<Array<[number, unknown]>>).flat().map(([, data]) => data), [['stop']]);
+    assert.deepEqual(reasons, ['Body larger than 1000 bytes (maxBodyBytes)']);
+    assert.equal((await refused).status, 413);
+    assert.match((await refused).body, /maxBodyBytes/);
+    assert.deepEqual(seen, ['small']);
+    await server.close();
+  });
+
+  test('without a Content-Length (chunked), the count while streaming catches a large body too', async () => {
+    const server = await startServer({ maxBodyBytes: 1000 });
+    const { sid } = await createSession(server.port);
+    const back = openStream(server.port, `/channel/bind?VER=8&SID=${sid}&RID=rpc&AID=0&CI=0&TYPE=xmlhttp`);
     const chunked = await new Promise<number>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port: server.port, method: 'POST', path: `/channel/bind?VER=8&SID=${sid}&RID=1001`,
         headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Transfer-Encoding': 'chunked' } }, (res) => {
@@ -29,9 +49,7 @@ describe('forward-channel bodies', () => {
       req.end();
     });
     assert.equal(chunked, 413);
-    const fine = await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1001`, 'count=1&ofs=0&req0__S=small');
-    assert.equal(fine.status, 200);
-    assert.deepEqual(seen, ['small']);
+    assert.match(await back.ended, /\["stop"\]/);
     await server.close();
   });
 

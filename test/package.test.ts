@@ -52,7 +52,7 @@ function run(file: string, source: string): { status: number; handshake: boolean
 test('the tarball ships the built files and no runtime dependencies', () => {
   const manifest = JSON.parse(readFileSync(join(folder, 'node_modules', name, 'package.json'), 'utf8')) as { dependencies?: object };
   assert.equal(manifest.dependencies, undefined);
-  for (const file of ['dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.cjs', 'README.md']) {
+  for (const file of ['dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/esm/stream.js', 'dist/cjs/index.cjs', 'README.md', 'LICENSE']) {
     assert.ok(readFileSync(join(folder, 'node_modules', name, file)).length > 0, file);
   }
 });
@@ -68,10 +68,10 @@ test('require() of the package returns the callable factory, as node-browserchan
 });
 
 test('named exports work from both module systems', () => {
-  writeFileSync(join(folder, 'named.mjs'), `import { browserChannel, Session, ProtocolError } from '${name}';\nconsole.log([typeof browserChannel, typeof Session, typeof ProtocolError].join());`);
-  writeFileSync(join(folder, 'named.cjs'), `const { browserChannel, Session, ProtocolError } = require('${name}');\nconsole.log([typeof browserChannel, typeof Session, typeof ProtocolError].join());`);
+  writeFileSync(join(folder, 'named.mjs'), `import { browserChannel, Session, ProtocolError, sessionStream } from '${name}';\nconsole.log([typeof browserChannel, typeof Session, typeof ProtocolError, typeof sessionStream].join());`);
+  writeFileSync(join(folder, 'named.cjs'), `const { browserChannel, Session, ProtocolError, sessionStream } = require('${name}');\nconsole.log([typeof browserChannel, typeof Session, typeof ProtocolError, typeof sessionStream].join());`);
   for (const file of ['named.mjs', 'named.cjs']) {
-    assert.equal(execFileSync(process.execPath, [file], { cwd: folder, encoding: 'utf8' }).trim(), 'function,function,function');
+    assert.equal(execFileSync(process.execPath, [file], { cwd: folder, encoding: 'utf8' }).trim(), 'function,function,function,function');
   }
 });
 

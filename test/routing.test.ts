@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import browserChannel from '../src/index.ts';
-import { createSession, openStream, request, startServer, type TestServer } from './helpers.ts';
+import { createSession, openStream, parseChunks, request, startServer, type TestServer } from './helpers.ts';
 
 describe('the test channel', () => {
   let server: TestServer;
@@ -81,6 +81,26 @@ describe('base path', () => {
       await server.close();
     });
   }
+
+  test('exactly <base> (query allowed) is a bind URL, as WebChannel uses it; <base>/bind still works', async () => {
+    const messages: unknown[] = [];
+    const server = await startServer({ base: '/google.firestore.v1.Firestore/Listen/channel' }, (session) => {
+      session.on('message', (message) => messages.push(message));
+    });
+    const base = server.base;
+    const create = await request(server.port, 'POST', `${base}?VER=8&RID=1&CVER=22&t=1`, 'count=0');
+    assert.equal(create.status, 200);
+    const sid = (parseChunks(create.body) as [Array<[number, [string, string]]>])[0][0]![1][1];
+    const up = await request(server.port, 'POST', `${base}?VER=8&SID=${sid}&RID=2&AID=0`, 'count=1&ofs=0&req0__S=hi');
+    assert.equal(up.status, 200);
+    const old = await request(server.port, 'POST', `${base}/bind?VER=8&SID=${sid}&RID=3&AID=0`, 'count=1&ofs=1&req0__S=there');
+    assert.equal(old.status, 200);
+    assert.deepEqual(messages, ['hi', 'there']);
+    assert.equal(server.sessions.length, 1);
+    assert.equal((await request(server.port, 'GET', `${base}x?VER=8`)).body, 'next() reached');
+    assert.equal((await request(server.port, 'GET', `${base}/bind/extra?VER=8`)).status, 404);
+    await server.close();
+  });
 
   test('an unknown path under base is 404, and without next() unclaimed paths are 404', async () => {
     const middleware = browserChannel(() => {});

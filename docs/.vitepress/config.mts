@@ -80,6 +80,7 @@ export default defineConfig({
           { text: 'Building an app: rooms, data, events', link: '/app' },
           { text: 'Authenticating sessions', link: '/auth' },
           { text: 'WebChannel', link: '/webchannel' },
+          { text: 'Collaborative editing with ShareDB', link: '/sharedb' },
           { text: 'Options and limits', link: '/options' },
           { text: 'Deploying behind a proxy', link: '/deploying' },
           { text: 'Differences from node-browserchannel', link: '/differences' },

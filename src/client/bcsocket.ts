@@ -44,6 +44,10 @@ export interface BCSocketOptions {
   affinityParam?: string;
   /** Skip the buffering test and stream (`true`) or long-poll (`false`). Default: test once. */
   streaming?: boolean;
+  /** Send cookies cross-origin (`credentials: 'include'`); needs `corsAllowCredentials`. Default false. */
+  crossDomainXhr?: boolean;
+  /** Milliseconds any request may take before it is abandoned and retried. Default 45000. */
+  timeout?: number;
 }
 
 /** The event handed to `onmessage` and `message` listeners. */
@@ -66,9 +70,11 @@ const CLOSED = 3;
 // ## Which endings allow a reconnect
 //
 // `stop` is the server saying "do not come back"; `local` and `closed` are
-// deliberate. A vanished session is retried at once, a failure after a
-// pause.
-const FINAL: ReadonlySet<EndKind> = new Set(['local', 'stop', 'closed']);
+// deliberate; `refused` is an answer that would be the same next time (a
+// `401` or `403` to the create request, a `413` for a body over the
+// server's `maxBodyBytes`). A vanished session is retried at once, a
+// failure after a pause.
+const FINAL: ReadonlySet<EndKind> = new Set(['local', 'stop', 'closed', 'refused']);
 
 // In a page, `window`; elsewhere (Node, workers without it) nothing.
 function pageScope(): { addEventListener(type: string, listener: () => void): void; removeEventListener(type: string, listener: () => void): void } | null {
@@ -112,7 +118,7 @@ export class BCSocket {
   onerror: ((message: string) => void) | null = null;
   /** Called with the reason when the socket closes (before any reconnect). */
   onclose: ((reason: string) => void) | null = null;
-  /** Called when a reconnect attempt starts. */
+  /** Called when a session starts connecting: the first, just after `new`, and each reconnect. */
   onconnecting: (() => void) | null = null;
 
   private channel: Channel | null = null;
@@ -138,6 +144,12 @@ export class BCSocket {
     if (this.affinity !== null) this.params[options.affinityParam ?? 'a'] = this.affinity;
     this.previous = options.prev?.lastSession() ?? null;
     this.connect();
+    // `connecting` for the first session fires a microtask later, so that
+    // handlers set just after `new BCSocket(…)` hear it; 2.1.0 fired it
+    // inside the constructor, where nobody could.
+    queueMicrotask(() => {
+      if (this.readyState === CONNECTING) this.fire('connecting');
+    });
     pageScope()?.addEventListener('pagehide', this.onPageHide);
   }
 
@@ -202,6 +214,8 @@ export class BCSocket {
         extraHeaders: this.options.extraHeaders ?? {},
         streaming: this.streaming,
         failFast: this.options.failFast === true,
+        crossDomainXhr: this.options.crossDomainXhr === true,
+        timeoutMs: this.options.timeout ?? 45_000,
         previous: this.previous,
       },
       {
@@ -235,8 +249,8 @@ export class BCSocket {
     const delay = kind === 'unknown-session' ? 0 : this.backoff();
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
-      this.fire('connecting');
       this.connect();
+      this.fire('connecting');
     }, delay);
   }
 

@@ -35,12 +35,16 @@ export interface ChannelOptions {
   readonly streaming: boolean | null;
   /** Give up at the first failed request instead of retrying. */
   readonly failFast: boolean;
+  /** Send cookies and HTTP auth cross-origin (`credentials: 'include'`). */
+  readonly crossDomainXhr: boolean;
+  /** Milliseconds any request may take, start to end, before it is abandoned. */
+  readonly timeoutMs: number;
   /** A previous session to retire (`OSID`/`OAID`), or null. */
   readonly previous: { readonly sessionId: string; readonly lastArrayId: number } | null;
 }
 
 /** Why a channel ended. */
-export type EndKind = 'local' | 'stop' | 'closed' | 'unknown-session' | 'network' | 'failed';
+export type EndKind = 'local' | 'stop' | 'closed' | 'refused' | 'unknown-session' | 'network' | 'failed';
 
 /** Callbacks from a channel to its owner. */
 export interface ChannelEvents {
@@ -56,25 +60,48 @@ export interface ChannelEvents {
 //
 // The server answers in the vocabulary of the Closure client
 // (`goog.net.ChannelRequest`): `400` with `Unknown SID` past the body's
-// first character means the session is gone; any other non-200 is fatal;
-// a failed or timed-out request may be retried.
+// first character means the session is gone; any other non-200 ends the
+// session; a failed or timed-out request may be retried.
+//
+// Some answers say that trying again cannot help, so the socket must not
+// reconnect (kind `refused`):
+//
+// | status | on | meaning |
+// |---|---|---|
+// | `401`, `403` | the create request | the server will not let this client in |
+// | `413` | any request | the body is over `maxBodyBytes`, and a resend would be too |
+//
+// The reason names the status and, when the server gave one, its reason
+// phrase: `Request refused with status 413 (Body larger than 1048576
+// bytes (maxBodyBytes))`.
 class Ended extends Error {
   constructor(readonly kind: EndKind, message: string) {
     super(message);
   }
 }
 
-async function check(response: Response): Promise<Response> {
-  if (response.status === 200) return response;
+async function check(response: Response, creating = false): Promise<Response> {
+  const { status, statusText } = response;
+  if (status === 200) return response;
   const body = await response.text().catch(() => '');
-  if (response.status === 400 && body.indexOf('Unknown SID') > 0) throw new Ended('unknown-session', 'Unknown session ID');
-  throw new Ended('failed', `Request failed with status ${response.status}`);
+  if (status === 400 && body.indexOf('Unknown SID') > 0) throw new Ended('unknown-session', 'Unknown session ID');
+  const reason = statusText ? ` (${statusText})` : '';
+  const final = status === 413 || (creating && (status === 401 || status === 403));
+  if (final) throw new Ended('refused', `Request refused with status ${status}${reason}`);
+  throw new Ended('failed', `Request failed with status ${status}${reason}`);
 }
 
 // ## Timing and sizes
 //
-// The Closure client gives a request 45 s; a back channel that is silent
-// longer than 1.5 × the keep-alive the server announced is also dead.
+// Every request has a deadline (`timeoutMs`, 45 s unless the app says
+// otherwise, as the Closure client's `ChannelRequest` has): the test
+// requests, the create, each forward POST and the goodbye. Past it the
+// request is aborted and counts as a network failure, so a POST the
+// server never answers is retried, under the same `RID`, instead of
+// holding the forward queue for ever. A back channel is cut on a
+// different clock, its silence: once it is longer than 1.5 × the
+// keep-alive the server announced (45 s before the handshake says).
+//
 // A failed request is retried three times, after 250 ms, 500 ms and 1 s
 // (each scaled by a random half to a whole, so that clients cut off
 // together do not come back together), and a batch holds at most the
@@ -137,14 +164,15 @@ export class Channel {
   // `11111`, nothing buffers, and we need not wait for the `2`, so the
   // request is cut short. The Closure client always waits the two seconds.
   private async testStreaming(): Promise<boolean> {
-    await check(await this.fetch(channelUrl(this.options.base, '/test', { VER: 8, MODE: 'init', ...this.options.extraParams })));
-    const controller = this.abortable();
-    const response = await check(await this.fetch(channelUrl(this.options.base, '/test', { VER: 8, TYPE: 'xmlhttp', ...this.options.extraParams }), { signal: controller.signal }));
-    const reader = response.body!.getReader();
-    const first = new TextDecoder().decode((await reader.read()).value);
-    controller.abort();
-    this.aborts.delete(controller);
-    return first === '11111';
+    const { base, extraParams } = this.options;
+    const init = channelUrl(base, '/test', { VER: 8, MODE: 'init', ...extraParams });
+    await this.exchange(init, {}, (response) => response.text());
+    const url = channelUrl(base, '/test', { VER: 8, TYPE: 'xmlhttp', ...extraParams });
+    return this.exchange(url, {}, async (response, controller) => {
+      const first = new TextDecoder().decode((await response.body!.getReader().read()).value);
+      controller.abort();
+      return first === '11111';
+    });
   }
 
   // ### Creating the session
@@ -159,8 +187,9 @@ export class Channel {
       VER: 8, RID: this.nextRid++, CVER: this.options.appVersion, t: 1,
       OSID: previous?.sessionId, OAID: previous?.lastArrayId, ...this.options.extraParams,
     });
-    const response = await check(await this.fetch(url, { method: 'POST', body: encodeMaps(batch.map((m) => m.map), 0), headers: FORM }));
-    const [arrays] = new ChunkReader().push(await response.text()) as [Array<[number, unknown[]]>];
+    const init = { method: 'POST', body: encodeMaps(batch.map((m) => m.map), 0), headers: FORM };
+    const text = await this.exchange(url, init, (response) => response.text(), { creating: true });
+    const [arrays] = new ChunkReader().push(text) as [Array<[number, unknown[]]>];
     const handshake = arrays?.[0]?.[1];
     if (!Array.isArray(handshake) || handshake[0] !== 'c') throw new Ended('failed', 'No handshake from the server');
     this.sessionId = String(handshake[1]);
@@ -195,7 +224,9 @@ export class Channel {
       const batch = this.pending.slice(0, MAX_MAPS_PER_REQUEST);
       try {
         const url = this.bindUrl({ RID: rid, AID: this.lastArrayId });
-        await check(await this.fetch(url, { method: 'POST', body: encodeMaps(batch.map((m) => m.map), batch[0]!.id), headers: FORM }));
+        const body = encodeMaps(batch.map((m) => m.map), batch[0]!.id);
+        const init = { method: 'POST', body, headers: FORM };
+        await this.exchange(url, init, (response) => response.text(), { keep: true });
         this.pending.splice(0, batch.length);
         break;
       } catch (error) {
@@ -227,6 +258,10 @@ export class Channel {
   private async backChannel(): Promise<void> {
     const controller = this.abortable();
     let watchdog = setTimeout(() => controller.abort(), this.watchdogMs);
+    // When `end()` cuts the request (say, for a `["stop"]` just read), the
+    // watchdog goes at once: in Node a read of the aborted body was seen
+    // to stay pending, and its timer kept the process alive for 45 s.
+    controller.signal.addEventListener('abort', () => clearTimeout(watchdog));
     try {
       const url = this.bindUrl({ RID: 'rpc', AID: this.lastArrayId, CI: this.streaming ? 0 : 1, TYPE: 'xmlhttp' });
       const response = await check(await this.fetch(url, { signal: controller.signal }));
@@ -269,7 +304,8 @@ export class Channel {
     if (this.over) return;
     if (this.sessionId !== null) {
       const url = this.bindUrl({ RID: this.nextRid++, TYPE: 'terminate' });
-      void this.fetch(url, { keepalive: true }).catch(() => {});
+      const signal = AbortSignal.timeout(this.options.timeoutMs);
+      void this.fetch(url, { keepalive: true, signal }).catch(() => {});
     }
     this.end('local', 'Closed');
   }
@@ -300,13 +336,44 @@ export class Channel {
 
   // Every request carries the app's `extraHeaders`. Cross-origin, any
   // header beyond the few a form may send makes the browser ask first
-  // (a CORS preflight), which the server answers (`headers.ts`).
+  // (a CORS preflight), which the server answers (`headers.ts`). With
+  // `crossDomainXhr` it also carries the page's cookies for the server's
+  // origin (`credentials: 'include'`), as 2.1.0's option of that name set
+  // `withCredentials`; the server must then answer with
+  // `corsAllowCredentials` and a `cors` origin that is not `*`.
   private fetch(url: string, init: RequestInit = {}): Promise<Response> {
-    return fetch(url, { ...init, headers: { ...this.options.extraHeaders, ...(init.headers as Record<string, string>) } });
+    const headers = { ...this.options.extraHeaders, ...(init.headers as Record<string, string>) };
+    const credentials = this.options.crossDomainXhr ? 'include' : 'same-origin';
+    return fetch(url, { ...init, headers, credentials });
   }
 
-  // Every request that may hang (the test and back channels) gets an
-  // `AbortController`, kept until it finishes, so `end()` can cut them all.
+  // One request with a deadline: `read` consumes the response, and the
+  // clock covers the whole exchange, body included, so neither a server
+  // that never answers nor one that stops halfway can hold it.
+  //
+  // A forward POST is `keep`: the end of the channel does not cut it. The
+  // goodbye is handled only after every earlier `RID`, so the messages
+  // sent just before `close()` must be allowed to arrive.
+  private async exchange<T>(
+    url: string,
+    init: RequestInit,
+    read: (response: Response, controller: AbortController) => Promise<T>,
+    { creating = false, keep = false } = {},
+  ): Promise<T> {
+    const controller = keep ? new AbortController() : this.abortable();
+    const deadline = setTimeout(() => controller.abort(), this.options.timeoutMs);
+    try {
+      const answer = await this.fetch(url, { ...init, signal: controller.signal });
+      const response = await check(answer, creating);
+      return await read(response, controller);
+    } finally {
+      clearTimeout(deadline);
+      this.aborts.delete(controller);
+    }
+  }
+
+  // The test requests, the create and the back channels get an
+  // `AbortController` kept until they finish, so `end()` can cut them all.
   private abortable(): AbortController {
     const controller = new AbortController();
     this.aborts.add(controller);

@@ -94,7 +94,7 @@ test('two pages chat in order, see each other, and survive a closed session', as
   assert.equal((await texts(bob)).filter((t) => t === 'ada: sent during the outage').length, 1);
   assert.notEqual(sessionOf('ada'), adaSession, 'a new session');
   assert.equal(await bob.evaluate(() => document.body.dataset.online), '2', 'presence counts from sessionIds()');
-  assert.match(await ada.textContent('#you') ?? '', /you are ada/);
+  assert.match(await ada.textContent('#me') ?? '', /you are ada/);
 
   await ada.screenshot({ path: `${output}chat-ada.png` });
   await bob.screenshot({ path: `${output}chat-bob.png` });
@@ -116,4 +116,14 @@ test('the WebChannel mode chats with a BCSocket page', async () => {
   await cara.screenshot({ path: `${output}chat-webchannel.png` });
   await cara.close();
   await dan.close();
+});
+
+test('a nickname that breaks the rule is refused before a session exists, and the page says why', async () => {
+  const before = chat.channel.sessionCount;
+  const page = await browser.newPage({ viewport: { width: 900, height: 640 } });
+  await page.goto(`${base}/?nick=${encodeURIComponent('<script>')}`);
+  await waitFor(page, "document.body.dataset.status === 'refused'");
+  assert.match(await page.textContent('#messages') ?? '', /Not admitted: Request refused with status 403 \(Nickname: 1 to 24/);
+  assert.equal(chat.channel.sessionCount, before);
+  await page.close();
 });
