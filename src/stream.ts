@@ -21,7 +21,7 @@
 // The stream and the session end together, whichever side ends first.
 /** `sessionStream`: a session as an object-mode Duplex stream, for ShareDB and the like. @module */
 import { Duplex } from 'node:stream';
-import type { Session } from './session.ts';
+import type { AnySession, Session } from './session.ts';
 
 // ## Options
 /** Options of {@link sessionStream}; all optional. */
@@ -58,7 +58,8 @@ function decodeJsonText(message: unknown): unknown {
  * @param session - a session that is not closed; the stream takes over its `message` events.
  * @returns a stream that reads the client's messages and writes to the client.
  */
-export function sessionStream(session: Session<unknown, unknown, object>, options: SessionStreamOptions = {}): Duplex {
+export function sessionStream(session: Session<unknown, unknown, object>,
+  options: SessionStreamOptions = {}): Duplex {
   const decode = options.decode ?? decodeJsonText;
   const highWaterBytes = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
   const maxQueuedWrites = options.maxQueuedWrites ?? DEFAULT_MAX_QUEUED_WRITES;
@@ -107,7 +108,7 @@ export function sessionStream(session: Session<unknown, unknown, object>, option
 // ShareDB reads every chunk as it comes.
 type Decode = (message: unknown) => unknown;
 
-function readFromSession(session: Session, stream: Duplex, message: unknown, decode: Decode): void {
+function readFromSession(session: AnySession, stream: Duplex, message: unknown, decode: Decode): void {
   let chunk: unknown;
   try {
     chunk = decode(message);
@@ -130,7 +131,7 @@ function readFromSession(session: Session, stream: Duplex, message: unknown, dec
 // session, as on any connection that drops.
 type Done = (error?: Error) => void;
 
-function writeToSession(session: Session, chunk: unknown, limit: number, done: Done): void {
+function writeToSession(session: AnySession, chunk: unknown, limit: number, done: Done): void {
   if (session.state === 'closed') return done();
   try {
     session.send(chunk);
@@ -151,7 +152,7 @@ function writeToSession(session: Session, chunk: unknown, limit: number, done: D
 // producer that ignores `write()`'s answer (ShareDB's agent does) would
 // queue without end for a client that stopped acknowledging. Past
 // `maxQueuedWrites` the session closes, and says why.
-function boundQueue(stream: Duplex, session: Session, maxQueuedWrites: number): void {
+function boundQueue(stream: Duplex, session: AnySession, maxQueuedWrites: number): void {
   const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
   stream.write = ((...args: unknown[]): boolean => {
     const accepted = write(...args);
@@ -172,7 +173,7 @@ function boundQueue(stream: Duplex, session: Session, maxQueuedWrites: number): 
 // told `["stop"]`, so it does not come back just to be refused again, and
 // the session closes once that is written. The readable side ends at once:
 // messages still arriving are dropped.
-function endSession(session: Session, reason: string): void {
+function endSession(session: AnySession, reason: string): void {
   if (session.state === 'closed') return;
   session.stop(() => session.close(reason));
 }
