@@ -50,6 +50,36 @@ esbuild.buildSync({
   banner: { js: 'const importMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
   define: { 'import.meta.url': 'importMetaUrl' },
 });
+// The Redis entry in CommonJS. It reaches the core only through the
+// package's public entry, which stays external here, so both files share
+// one copy of the core's classes (`instanceof ProtocolError` holds).
+await esbuild.build({
+  entryPoints: [join(root, 'src/redis/index.ts')],
+  outfile: join(root, 'dist/cjs/redis.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  logLevel: 'warning',
+  external: ['redis'],
+  plugins: [{
+    name: 'core-stays-external',
+    setup(build) {
+      build.onResolve({ filter: /^\.\.\/index\.ts$/ }, () => ({ path: './index.cjs', external: true }));
+    },
+  }],
+});
+writeFileSync(
+  join(root, 'dist/cjs/redis.d.cts'),
+  `import type * as api from '../esm/redis/index.js';
+export declare const redisAdapter: typeof api.redisAdapter;
+export declare const RedisAdapter: typeof api.RedisAdapter;
+export type RedisAdapter = api.RedisAdapter;
+export type RedisAdapterOptions = api.RedisAdapterOptions;
+export type RedisAdapterConfig = api.RedisAdapterConfig;
+export type RedisConnection = api.RedisConnection;
+`,
+);
 writeFileSync(
   join(root, 'dist/cjs/index.d.cts'),
   `import type * as api from '../esm/index.js';

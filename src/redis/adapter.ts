@@ -20,8 +20,10 @@
 // resending on a new back channel) makes whatever *was* delivered reach
 // the client.
 /** The Redis adapter: rooms, broadcasts, presence and relaying across processes. @module */
+// Values come from the package's public entry only, so that the CommonJS
+// build of this entry shares the core's classes instead of copying them.
+import { MemoryAdapter } from '../index.ts';
 import type { Adapter, AdapterHost, Audience, Broadcast, RelayTarget } from '../rooms.ts';
-import { MemoryAdapter } from '../rooms.ts';
 import type { AnySession as Session } from '../session.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Names, decodeAudience, decodeBroadcast, encodeAudience, encodeBroadcast, parse } from './wire.ts';

@@ -36,7 +36,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { ProtocolError, unknownSession } from '../errors.ts';
+import { ProtocolError } from '../index.ts';
 import type { AdapterHost, RelayTarget } from '../rooms.ts';
 
 /** What the relay needs from the adapter. */
@@ -304,6 +304,10 @@ class RelayedResponse extends EventEmitter {
 }
 
 // ## Small helpers
+function unknownSession(): ProtocolError {
+  return new ProtocolError(400, 'UNKNOWN_SID', 'Unknown SID');
+}
+
 function unavailable(reason: string): ProtocolError {
   return new ProtocolError(503, 'UNAVAILABLE', reason, { 'Retry-After': '2' });
 }

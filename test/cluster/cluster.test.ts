@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 // @ts-expect-error: a plain .mjs script without types
 import { nginxConfig } from '../../deploy/nginx-config.mjs';
-import { until } from '../helpers.ts';
+import { request as rawRequest, until } from '../helpers.ts';
 import { type TestClient, bcsocket, webchannel } from './clients.ts';
 import { type TestNginx, type TestNode, type TestRedis, freePort, missingBinaries, startNginx, startNode, startRedis } from './harness.ts';
 
@@ -107,7 +107,10 @@ for (const mode of modes) {
         client.close();
         return fresh;
       });
-      await until(() => reopened.every((c) => c.opens >= 1 && (c.kind === 'webchannel' || c.opens >= 2)), 30_000, 'reconnects');
+      await until(() => reopened.every((c) => c.opens >= 1 && (c.kind === 'webchannel' || c.opens >= 2)), 30_000, 'reconnects').catch((error) => {
+        const late = reopened.filter((c) => !(c.opens >= 1 && (c.kind === 'webchannel' || c.opens >= 2)));
+        throw new Error(`${error.message}: ${late.map((c) => `${c.name}: ${c.opens} opens, ${c.events}`).join('; ')}`);
+      });
       for (const client of reopened) client.send({ echo: `${client.name}:after` });
       await until(() => reopened.every((c) => echoesOf(c).includes(`${c.name}:after`)), 30_000, 'echo after reconnect');
       for (const client of reopened) assert.notEqual(nodeOf(client), victim.id);
@@ -123,7 +126,62 @@ for (const mode of modes) {
       assert.equal(listed.length, clients.length);
       assert.ok(Date.now() - killedAt < 15_000);
       nodes = nodes.slice(0, 2);
-      void victim;
     });
+
+    test('Redis restarted: local work goes on, relays say 503 and then work, broadcasts resume once each', { timeout: 90_000 }, async () => {
+      const [n1, n2] = nodes as [TestNode, TestNode];
+      // A session of n1's, made directly, that n2 relays for.
+      const created = await rawRequest(n1.port, 'POST', '/channel/bind?VER=8&RID=1000&CVER=1', 'count=0');
+      const sid = /"c","([^"]+)"/.exec(created.body)![1]!;
+      let rid = 1001;
+      const relayedPost = () => rawRequest(n2.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=${rid++}&AID=0`, 'count=1&ofs=0&req0_x=1');
+      assert.equal((await relayedPost()).status, 200);
+
+      const openBefore = new Map(clients.map((c) => [c, c.opens]));
+      await redis.kill();
+      const down = await relayedPost();
+      assert.equal(down.status, 503, 'a relay while Redis is down');
+      assert.ok(Number(down.headers['retry-after']) > 0, 'with Retry-After');
+      if (mode === 'sticky') {
+        // Every request stays on its owner: echoes never stop.
+        for (const client of clients) client.send({ echo: `${client.name}:down` });
+        await until(() => clients.every((c) => echoesOf(c).includes(`${c.name}:down`)), 20_000, 'echoes while Redis is down');
+      }
+      clients[0]!.send({ all: 'during' });
+      await delay(500);
+      await redis.start();
+      const restartedAt = Date.now();
+      let resumedAfter = -1;
+      for (let k = 0; resumedAfter < 0 && Date.now() - restartedAt < (mode === 'sticky' ? 5_000 : 40_000); k++) {
+        if (mode === 'any') reopenClosedWebChannels();
+        const open = clients.filter((c) => c.isOpen());
+        if (open.length === clients.length || mode === 'sticky') open[0]?.send({ all: `after${k}` });
+        await delay(250);
+        if (clients.every((c) => allsOf(c, `after${k}`) === 1)) resumedAfter = Date.now() - restartedAt;
+      }
+      assert.ok(resumedAfter >= 0, 'a broadcast reached every client after the restart');
+      if (mode === 'sticky') assert.ok(resumedAfter < 5_000, `resumed after ${resumedAfter} ms`);
+      let works = false;
+      for (let i = 0; i < 40 && !works; i++) {
+        works = (await relayedPost()).status === 200;
+        if (!works) await delay(250);
+      }
+      assert.ok(works, 'the relay works again once Redis is back');
+      await delay(500);
+      for (const client of clients) {
+        const tags = client.received.filter((m) => typeof m.all === 'string').map((m) => m.all as string);
+        assert.equal(new Set(tags).size, tags.length, `${client.name} got no broadcast twice: ${tags}`);
+        if (mode === 'sticky') assert.equal(client.opens, openBefore.get(client), `${client.name} kept its session`);
+      }
+    });
+
+    // A WebChannel app opens a new channel when its channel fails; BCSocket reconnects itself.
+    function reopenClosedWebChannels(): void {
+      for (const [index, client] of clients.entries()) {
+        if (client.kind !== 'webchannel' || client.events.length === 0) continue;
+        client.close();
+        clients[index] = webchannel(`${url}/bind`, `${client.name}+`);
+      }
+    }
   });
 }

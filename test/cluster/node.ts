@@ -34,7 +34,7 @@ const server = http.createServer(async (req, res) => {
   }
   if (req.url === '/stats') {
     res.writeHead(200, { 'Content-Type': 'application/json' });
-    return res.end(JSON.stringify({ node: adapter.nodeId, sessions: channel.sessionCount, errors, nodes: [...adapter.nodes] }));
+    return res.end(JSON.stringify({ node: adapter.nodeId, connected: adapter.connected, sessions: channel.sessionCount, errors, nodes: [...adapter.nodes] }));
   }
   channel(req, res);
 });
