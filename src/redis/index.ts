@@ -29,8 +29,12 @@ export { RedisAdapter } from './adapter.ts';
 export type { RedisAdapterOptions, RedisConnection } from './adapter.ts';
 
 /** Options of {@link redisAdapter}: a `url` or a `client`, and the adapter's settings. */
-export type RedisAdapterConfig = Omit<RedisAdapterOptions, 'client' | 'ownsClient'> &
-  ({ url: string; client?: undefined } | { client: RedisConnection; url?: undefined });
+export interface RedisAdapterConfig extends Omit<RedisAdapterOptions, 'client' | 'ownsClient'> {
+  /** `redis://host:port`: the adapter makes its own client, and closes it with the server. */
+  url?: string;
+  /** A node-redis client instead (connected or not); the adapter leaves it open at close. */
+  client?: RedisConnection;
+}
 
 // ## Making one
 //

@@ -147,7 +147,8 @@ export async function startNginx(config: string, port: number): Promise<TestNgin
   };
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** Whether something listens on 127.0.0.1:`port`. */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     socket.once('connect', () => {

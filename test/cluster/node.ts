@@ -4,7 +4,8 @@
 //   client → {"echo": x}     server → {"echo": x, "node": "n1"}
 //   client → {"all": x}      every session, every process → {"all": x, "from": <session id>}
 //   GET /ids                 → JSON of channel.sessionIds() (every process)
-//   GET /stats               → this process's stats() and adapter errors
+//   GET /stats               → this process's counters, CPU time and adapter errors
+//   GET /broadcast?n=K       → K broadcasts to every session (for the bench)
 import http from 'node:http';
 import browserChannel from '../../src/index.ts';
 import { redisAdapter } from '../../src/redis/index.ts';
@@ -34,7 +35,16 @@ const server = http.createServer(async (req, res) => {
   }
   if (req.url === '/stats') {
     res.writeHead(200, { 'Content-Type': 'application/json' });
-    return res.end(JSON.stringify({ node: adapter.nodeId, connected: adapter.connected, sessions: channel.sessionCount, errors, nodes: [...adapter.nodes] }));
+    const cpu = process.cpuUsage();
+    return res.end(JSON.stringify({
+      node: adapter.nodeId, connected: adapter.connected, sessions: channel.sessionCount, errors, nodes: [...adapter.nodes],
+      cpuMicros: cpu.user + cpu.system, messagesOut: channel.stats().messages.out,
+    }));
+  }
+  if (req.url?.startsWith('/broadcast?n=')) {
+    const count = Math.min(10_000, Number(req.url.slice('/broadcast?n='.length)) || 1);
+    for (let i = 0; i < count; i++) channel.send({ b: i });
+    return res.end('sent');
   }
   channel(req, res);
 });
