@@ -234,6 +234,8 @@ export function browserChannel(
     for (const session of [...sessions.values()]) session.close(reason);
     host.idle.clear();
     bodies.clear();
+    // An adapter's connections (Redis) must not keep the process alive either.
+    adapter.close().catch((error: unknown) => onAppError(error, null));
   };
   const shutdown = async ({ timeout = 10_000 }: ShutdownOptions = {}): Promise<void> => {
     gate.draining = true;

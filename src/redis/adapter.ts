@@ -130,6 +130,7 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   private dropped = 0;
   private lastReport = 0;
   private closed = false;
+  private closing: Promise<void> | null = null;
   private relayer: Relay | null = null;
 
   constructor(options: RedisAdapterOptions) {
@@ -420,8 +421,12 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   }
 
   // ## Closing
-  override async close(): Promise<void> {
-    if (this.closed) return;
+  override close(): Promise<void> {
+    this.closing ??= this.stop();
+    return this.closing;
+  }
+
+  private async stop(): Promise<void> {
     this.closed = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.relayer?.close();

@@ -52,6 +52,7 @@ describe('Redis adapter', { skip }, () => {
   before(async () => {
     redis = await startRedis();
     spy = createClient({ url: redis.url });
+    spy.on('error', () => {});
     await spy.connect();
     for (const [index, nodeId] of [[0, 'a'], [1, null]] as const) {
       const adapter = redisAdapter({ url: redis.url, heartbeatInterval: 200, nodeTimeout: 600, requestTimeout: 500 });
@@ -66,7 +67,7 @@ describe('Redis adapter', { skip }, () => {
   after(async () => {
     for (const server of servers) await server.close();
     for (const adapter of adapters) await adapter.close();
-    await spy.quit();
+    spy.destroy();
     await redis.stop();
   });
 
