@@ -235,7 +235,8 @@ function ownerElsewhere(context: HandlerContext, query: Query): string | null {
 function relay(context: HandlerContext, req: IncomingMessage, res: ServerResponse, owner: string): Promise<void> {
   const url = req.url ?? '';
   const search = url.includes('?') ? url.slice(url.indexOf('?')) : '';
-  const target = { owner, url: `${context.options.base}/bind${search}`, maxBodyBytes: context.options.maxBodyBytes };
+  const { base, maxBodyBytes } = context.options;
+  const target = { owner, url: `${base}/bind${search}`, maxBodyBytes };
   return context.host.adapter.relay!(target, req, res);
 }
 

@@ -26,7 +26,9 @@ import { MemoryAdapter } from '../index.ts';
 import type { Adapter, AdapterHost, Audience, Broadcast, RelayTarget } from '../rooms.ts';
 import type { AnySession as Session } from '../session.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Names, decodeAudience, decodeBroadcast, encodeAudience, encodeBroadcast, parse } from './wire.ts';
+import {
+  Names, decodeAudience, decodeBroadcast, encodeAudience, encodeBroadcast, parse,
+} from './wire.ts';
 import { Relay } from './relay.ts';
 
 // ## The Redis connection it needs
@@ -34,6 +36,9 @@ import { Relay } from './relay.ts';
 // What this adapter calls on a node-redis client, spelled out so that any
 // client of `redis` v5 or later fits without naming its many type
 // parameters.
+/** A pub/sub listener: called with each message and its channel. */
+export type PubSubListener = (message: string, channel: string) => void;
+
 /** The parts of a node-redis client this adapter uses. */
 export interface RedisConnection {
   /** Connected and usable. */
@@ -45,9 +50,9 @@ export interface RedisConnection {
   /** PUBLISH. */
   publish(channel: string, message: string): Promise<unknown>;
   /** SUBSCRIBE, with a listener called as `(message, channel)`. */
-  subscribe(channel: string, listener: (message: string, channel: string) => void): Promise<unknown>;
+  subscribe(channel: string, listener: PubSubListener): Promise<unknown>;
   /** UNSUBSCRIBE the listener. */
-  unsubscribe(channel: string, listener: (message: string, channel: string) => void): Promise<unknown>;
+  unsubscribe(channel: string, listener: PubSubListener): Promise<unknown>;
   /** EVAL a Lua script. */
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   /** A new client with the same options (and `overrides`). */
@@ -62,7 +67,7 @@ export interface RedisConnection {
 
 /** Options of {@link RedisAdapter}. */
 export interface RedisAdapterOptions {
-  /** A node-redis client, connected or not; the adapter publishes on it and duplicates it to subscribe. */
+  /** A node-redis client, connected or not: published on, and duplicated to subscribe. */
   client: RedisConnection;
   /** True when the adapter created `client` and should close it. Default false. */
   ownsClient?: boolean;
@@ -93,7 +98,13 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 return redis.call('ZRANGE', KEYS[1], 0, -1)`;
 const LEAVE = `return redis.call('ZREM', KEYS[1], ARGV[1])`;
 
-type Listener = (message: string, channel: string) => void;
+type Listener = PubSubListener;
+
+// A `sessionIds()` question in flight: `answer` takes one process's ids.
+interface Question {
+  answer(node: string, ids: string[]): void;
+  finish(): void;
+}
 
 // ## The adapter
 /** Rooms and broadcasts across processes through Redis pub/sub; see the module prose. */
@@ -124,7 +135,7 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
 
   // `sessionIds()` questions waiting for answers, by number.
   private questionCount = 0;
-  private readonly questions = new Map<number, { answer: (node: string, ids: string[]) => void; finish: () => void }>();
+  private readonly questions = new Map<number, Question>();
 
   // Outage reporting, at most once a second.
   private dropped = 0;
@@ -189,7 +200,8 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     this.publisher.on('ready', () => void this.up());
     subscriber.on('end', () => this.relayer?.disconnected());
     subscriber.on('error', () => this.relayer?.disconnected());
-    this.heartbeatTimer = setInterval(() => void this.beat(), this.settings.heartbeatInterval).unref();
+    const every = this.settings.heartbeatInterval;
+    this.heartbeatTimer = setInterval(() => void this.beat(), every).unref();
     void this.start(subscriber);
   }
 
@@ -209,7 +221,8 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   private async up(): Promise<void> {
     if (!this.connected || this.closed) return;
     this.upSince = Date.now();
-    await Promise.all([...new Set([...this.wanted, ...this.active])].map((channel) => this.sync(channel)));
+    const channels = new Set([...this.wanted, ...this.active]);
+    await Promise.all([...channels].map((channel) => this.sync(channel)));
     await this.beat();
     this.publish(this.names.control, `h ${this.nodeId}`, false);
     this.markReady();
@@ -285,11 +298,26 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   }
 
   private publish(channel: string, text: string, counted = true): void {
-    this.publisher.publish(channel, text).catch((error: unknown) => (counted ? this.lost(1) : this.outage(error)));
+    this.publisher.publish(channel, text).catch((error: unknown) => {
+      if (counted) this.lost(1);
+      else this.outage(error);
+    });
   }
 
   // ## What other processes say
+  //
+  // Anything malformed (another app on the same prefix, a bug) is reported
+  // and dropped; it never throws into the Redis client.
   private onMessage(text: string, channel: string): void {
+    try {
+      this.dispatch(text, channel);
+    } catch (error) {
+      const message = `browserchannel-server/redis: bad message on ${channel}: ${String(error)}`;
+      this.host?.error(new Error(message));
+    }
+  }
+
+  private dispatch(text: string, channel: string): void {
     const { words, payload } = parse(text);
     const kind = words[0];
     if (kind === 'b') {
@@ -354,7 +382,8 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     const audience = decodeAudience(payload);
     if (asker === undefined || asker === this.nodeId || audience === null) return;
     void super.sessionIds(audience).then((ids) => {
-      if (this.connected) this.publish(this.names.node(asker), `r ${this.nodeId} ${number}\n${JSON.stringify(ids)}`);
+      if (!this.connected) return;
+      this.publish(this.names.node(asker), `r ${this.nodeId} ${number}\n${JSON.stringify(ids)}`);
     });
   }
 
@@ -369,7 +398,9 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     this.beating = this.publisher.eval(HEARTBEAT, { keys, arguments: args }).then((nodes) => {
       const previous = this.live;
       this.live = new Set(nodes as string[]);
-      for (const node of previous) if (!this.live.has(node) && this.settled()) this.relayer?.nodeGone(node);
+      for (const node of previous) {
+        if (!this.live.has(node) && this.settled()) this.relayer?.nodeGone(node);
+      }
     }, (error: unknown) => this.outage(error)).finally(() => (this.beating = null));
     return this.beating;
   }
@@ -414,10 +445,12 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     const now = Date.now();
     if (now - this.lastReport < 1000) return;
     this.lastReport = now;
-    const detail = error instanceof Error ? error.message : error === null ? 'not connected' : String(error);
+    const detail = error instanceof Error ? error.message
+      : error === null ? 'not connected' : String(error);
     const lost = this.dropped > 0 ? `; ${this.dropped} broadcast(s) reached this process only` : '';
     this.dropped = 0;
-    this.host?.error(new Error(`browserchannel-server/redis: Redis unavailable (${detail})${lost}`));
+    const message = `browserchannel-server/redis: Redis unavailable (${detail})${lost}`;
+    this.host?.error(new Error(message));
   }
 
   // ## Closing

@@ -48,15 +48,18 @@ export interface RedisAdapterConfig extends Omit<RedisAdapterOptions, 'client' |
  * @throws TypeError - when neither `url` nor `client` is given.
  */
 export function redisAdapter(config: RedisAdapterConfig): RedisAdapter {
-  const { url, client, ...settings } = config;
-  if (client !== undefined) return new RedisAdapter({ ...settings, client });
-  if (typeof url !== 'string') throw new TypeError('redisAdapter: give a `url` or a node-redis `client`');
+  const { url, client: given, ...settings } = config;
+  if (given !== undefined) return new RedisAdapter({ ...settings, client: given });
+  if (typeof url !== 'string') {
+    throw new TypeError('redisAdapter: give a `url` or a node-redis `client`');
+  }
   const own = createClient({
     url,
     disableOfflineQueue: true,
     socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 500) },
   });
-  return new RedisAdapter({ ...settings, client: own as unknown as RedisConnection, ownsClient: true });
+  const client = own as unknown as RedisConnection;
+  return new RedisAdapter({ ...settings, client, ownsClient: true });
 }
 
 export default redisAdapter;

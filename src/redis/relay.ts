@@ -28,13 +28,15 @@
 //
 // | situation | answer |
 // |---|---|
-// | the owner's node id is not among the live processes | `400 Unknown SID`: the client starts a new session |
+// | the owner is not among the live processes | `400 Unknown SID`: the client starts anew |
 // | Redis is down | `503` with `Retry-After` |
 // | the owner does not start answering within `relayTimeout` | `503` with `Retry-After` |
 // | Redis or the owner goes away mid-response | the response is cut off; the client opens another |
 /** Relaying requests for another process's session, both ends. @module */
 import { EventEmitter } from 'node:events';
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type {
+  IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse,
+} from 'node:http';
 import { Readable } from 'node:stream';
 import { ProtocolError } from '../index.ts';
 import type { AdapterHost, RelayTarget } from '../rooms.ts';
@@ -51,6 +53,9 @@ export interface RelayLink {
   readonly timeout: number;
 }
 
+// The head of an answer, as it travels: status, reason phrase, headers.
+type Head = [number, string | null, OutgoingHttpHeaders];
+
 // A request the front sent and is waiting on.
 interface Outgoing {
   readonly owner: string;
@@ -61,7 +66,9 @@ interface Outgoing {
 }
 
 // Request headers that describe this hop, not the request, stay behind.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer']);
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer',
+]);
 
 /** Both ends of relaying, for one process. */
 export class Relay {
@@ -86,10 +93,14 @@ export class Relay {
   async forward(target: RelayTarget, req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!this.link.connected()) throw unavailable('Redis unavailable');
     if (await this.link.ownerGone(target.owner)) throw unknownSession();
-    const body = req.method === 'POST' ? await readBody(req, target.maxBodyBytes, this.link.timeout) : '';
+    const body = req.method === 'POST'
+      ? await readBody(req, target.maxBodyBytes, this.link.timeout) : '';
     if (!this.link.connected()) throw unavailable('Redis unavailable');
     const number = ++this.count;
-    const head = JSON.stringify({ m: req.method, u: target.url, h: forwardedHeaders(req.headers, body), a: req.socket?.remoteAddress ?? '' });
+    const head = JSON.stringify({
+      m: req.method, u: target.url, h: forwardedHeaders(req.headers, body),
+      a: req.socket?.remoteAddress ?? '',
+    });
     return new Promise((resolve, reject) => {
       const settle = (error?: ProtocolError): void => {
         clearTimeout(outgoing.timer);
@@ -125,7 +136,8 @@ export class Relay {
     let text = payload;
     if (flags.includes('h')) {
       const newline = payload.indexOf('\n');
-      const [status, reason, headers] = JSON.parse(newline === -1 ? payload : payload.slice(0, newline)) as [number, string | null, OutgoingHttpHeaders];
+      const line = newline === -1 ? payload : payload.slice(0, newline);
+      const [status, reason, headers] = JSON.parse(line) as Head;
       text = newline === -1 ? '' : payload.slice(newline + 1);
       if (reason === null) res.writeHead(status, headers);
       else res.writeHead(status, reason, headers);
@@ -160,7 +172,8 @@ export class Relay {
     const body = payload.slice(newline + 1);
     const key = `${front} ${number}`;
     const req = Object.assign(Readable.from(body === '' ? [] : [Buffer.from(body)]), {
-      method, url, headers, socket: { remoteAddress: address }, httpVersion: '1.1', httpVersionMajor: 1, httpVersionMinor: 1,
+      method, url, headers, socket: { remoteAddress: address },
+      httpVersion: '1.1', httpVersionMajor: 1, httpVersionMinor: 1,
     });
     const res = new RelayedResponse(
       (flags, text) => this.link.publish(front, `o ${number} ${flags}\n${text}`),
@@ -243,7 +256,8 @@ class RelayedResponse extends EventEmitter {
     return this.extra[name];
   }
 
-  writeHead(status: number, reason?: string | OutgoingHttpHeaders, headers?: OutgoingHttpHeaders): this {
+  writeHead(status: number, reason?: string | OutgoingHttpHeaders,
+    headers?: OutgoingHttpHeaders): this {
     const phrase = typeof reason === 'string' ? reason : null;
     const fields = typeof reason === 'object' ? reason : headers;
     this.statusCode = status;
@@ -325,7 +339,9 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const timer = setTimeout(() => fail(new ProtocolError(408, 'TIMEOUT', 'Body not received in time', { Connection: 'close' })), timeoutMs);
+    const late = new ProtocolError(408, 'TIMEOUT', 'Body not received in time',
+      { Connection: 'close' });
+    const timer = setTimeout(() => fail(late), timeoutMs);
     const fail = (error: ProtocolError): void => {
       clearTimeout(timer);
       req.removeAllListeners('data');
@@ -334,7 +350,8 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
     };
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) fail(new ProtocolError(413, 'BODY_TOO_LARGE', `Body larger than ${limit} bytes (maxBodyBytes)`));
+      const reason = `Body larger than ${limit} bytes (maxBodyBytes)`;
+      if (size > limit) fail(new ProtocolError(413, 'BODY_TOO_LARGE', reason));
       else chunks.push(chunk);
     });
     req.on('end', () => {

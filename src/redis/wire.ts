@@ -96,8 +96,10 @@ export function encodeAudience(audience: Audience): string {
 /** The audience in a line made by {@link encodeAudience}, or null if it is malformed. */
 export function decodeAudience(line: string): Audience | null {
   try {
-    const [rooms, exceptRooms, exceptIds] = JSON.parse(line) as [string[] | null, string[], string[]];
-    if ((rooms !== null && !Array.isArray(rooms)) || !Array.isArray(exceptRooms) || !Array.isArray(exceptIds)) return null;
+    type Line = [string[] | null, string[], string[]];
+    const [rooms, exceptRooms, exceptIds] = JSON.parse(line) as Line;
+    if (rooms !== null && !Array.isArray(rooms)) return null;
+    if (!Array.isArray(exceptRooms) || !Array.isArray(exceptIds)) return null;
     return { rooms, exceptRooms, exceptIds };
   } catch {
     return null;
