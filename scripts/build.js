@@ -78,6 +78,7 @@ export type RedisAdapter = api.RedisAdapter;
 export type RedisAdapterOptions = api.RedisAdapterOptions;
 export type RedisAdapterConfig = api.RedisAdapterConfig;
 export type RedisConnection = api.RedisConnection;
+export type PubSubListener = api.PubSubListener;
 `,
 );
 writeFileSync(

@@ -26,7 +26,7 @@ import { createClient } from 'redis';
 import { RedisAdapter, type RedisAdapterOptions, type RedisConnection } from './adapter.ts';
 
 export { RedisAdapter } from './adapter.ts';
-export type { RedisAdapterOptions, RedisConnection } from './adapter.ts';
+export type { PubSubListener, RedisAdapterOptions, RedisConnection } from './adapter.ts';
 
 /** Options of {@link redisAdapter}: a `url` or a `client`, and the adapter's settings. */
 export interface RedisAdapterConfig extends Omit<RedisAdapterOptions, 'client' | 'ownsClient'> {
