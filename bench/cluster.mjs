@@ -9,6 +9,7 @@
 // |---|---|
 // | handshake | sessions/s created through nginx (never relayed: a create is served where it lands) |
 // | forward | sequential POSTs of one map per session, 20 sessions: requests/s, p50 latency, server CPU per request |
+// | forward, one client alone | the same with one session: the latency a relay adds without load |
 // | echo | a map up, its echo down a streaming back channel, 20 sessions: round trips/s, p50 |
 // | broadcast | 2 processes, 1,000 sessions (500 each), 100 broadcasts: deliveries/s and CPU per delivery |
 //
@@ -105,8 +106,8 @@ async function handshake(port, nodes) {
   });
 }
 
-async function forward(port, nodes) {
-  const sessions = await Promise.all(Array.from({ length: SESSIONS }, async () => client(port, await create(port))));
+async function forward(port, nodes, count = SESSIONS) {
+  const sessions = await Promise.all(Array.from({ length: count }, async () => client(port, await create(port))));
   return timed(nodes, async (until) => {
     let operations = 0;
     const latencies = [];
@@ -191,6 +192,7 @@ export async function clusterBench() {
     results[mode] = await withCluster(mode, 3, async (port, nodes) => ({
       handshake: await handshake(port, nodes),
       forward: await forward(port, nodes),
+      alone: await forward(port, nodes, 1),
       echo: await echo(port, nodes),
     }));
   }
@@ -204,6 +206,8 @@ export async function clusterBench() {
   row('forward (requests/s)', (r) => r.forward.rate);
   row('forward p50 (ms)', (r) => r.forward.p50, 2);
   row('forward: server CPU (µs per request)', (r) => r.forward.cpuPerOp);
+  row('forward, one client alone: p50 (ms)', (r) => r.alone.p50, 3);
+  row('forward, one client alone: server CPU (µs per request)', (r) => r.alone.cpuPerOp);
   row('echo round trip (per s)', (r) => r.echo.rate);
   row('echo p50 (ms)', (r) => r.echo.p50, 2);
   row('echo: server CPU (µs per round trip)', (r) => r.echo.cpuPerOp);
