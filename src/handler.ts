@@ -335,9 +335,19 @@ function startSession(context: HandlerContext, req: IncomingMessage, query: Quer
 
 function retireOldSession(context: HandlerContext, query: Query): void {
   const old = query.OSID === undefined ? undefined : context.sessions.get(query.OSID);
-  if (!old) return;
+  if (!old) return retireElsewhere(context, query);
   if (query.OAID !== undefined) old.acknowledge(arrayId(query.OAID, 'OAID'));
   old.close('Reconnected');
+}
+
+// An old session of another process (any-process mode: the reconnect
+// landed here) is retired by its owner, through the adapter.
+function retireElsewhere(context: HandlerContext, query: Query): void {
+  const { adapter } = context.host;
+  const sid = query.OSID;
+  if (sid === undefined || adapter.retire === undefined) return;
+  if (ownerElsewhere(context, { SID: sid }) === null) return;
+  adapter.retire(sid, query.OAID === undefined ? null : arrayId(query.OAID, 'OAID'));
 }
 
 function newSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null): AnySession {

@@ -109,6 +109,11 @@ export interface Adapter {
    * with `relay` makes the server give itself a node id when the `nodeId` option is not set.
    */
   relay?(target: RelayTarget, req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /**
+   * Optional, with `relay`: a client reconnected here naming its old session (`OSID`, `OAID`)
+   * of another node; that node acknowledges up to `arrayId` and closes it with `Reconnected`.
+   */
+  retire?(sessionId: string, arrayId: number | null): void;
 }
 
 // ## The in-memory adapter

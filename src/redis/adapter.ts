@@ -425,6 +425,16 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     return this.relayer!.forward(target, req, res);
   }
 
+  /** Asks the owner of `sessionId` to retire it: a client reconnected on this process. */
+  retire(sessionId: string, arrayId: number | null): void {
+    this.relayer!.retire(sessionId, arrayId);
+  }
+
+  /** Requests relayed: `sent` by this process to owners, `served` by it for other processes. */
+  get relayed(): { readonly sent: number; readonly served: number } {
+    return this.relayer?.counts ?? { sent: 0, served: 0 };
+  }
+
   // ## When Redis is away
   //
   // Local sessions carry on. What could not reach other processes is

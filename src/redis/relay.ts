@@ -73,6 +73,8 @@ const HOP_BY_HOP = new Set([
 /** Both ends of relaying, for one process. */
 export class Relay {
   private count = 0;
+  /** Requests sent to owners, and run for fronts. */
+  readonly counts = { sent: 0, served: 0 };
   /** Requests this process sent to owners, by number. */
   private readonly outgoing = new Map<number, Outgoing>();
   /** Requests this process runs for fronts, by `"<front> <number>"`. */
@@ -97,6 +99,7 @@ export class Relay {
       ? await readBody(req, target.maxBodyBytes, this.link.timeout) : '';
     if (!this.link.connected()) throw unavailable('Redis unavailable');
     const number = ++this.count;
+    this.counts.sent++;
     const head = JSON.stringify({
       m: req.method, u: target.url, h: forwardedHeaders(req.headers, body),
       a: req.socket?.remoteAddress ?? '',
@@ -171,6 +174,7 @@ export class Relay {
       { m: string; u: string; h: IncomingHttpHeaders; a: string };
     const body = payload.slice(newline + 1);
     const key = `${front} ${number}`;
+    this.counts.served++;
     const req = Object.assign(Readable.from(body === '' ? [] : [Buffer.from(body)]), {
       method, url, headers, socket: { remoteAddress: address },
       httpVersion: '1.1', httpVersionMajor: 1, httpVersionMinor: 1,
@@ -183,11 +187,33 @@ export class Relay {
     this.host.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   }
 
+  // ## Reconnects that land on another process
+  //
+  // A client that reconnects names its old session (`OSID`) and what it
+  // got of it (`OAID`). When the create lands on a process that does not
+  // own the old session, the owner is told, `k n2.Qm9v… 41`, and does what
+  // it would have done locally: acknowledge up to 41 and close the old
+  // session with `Reconnected`, so its `close` listeners run at once
+  // instead of at its idle timeout.
+  /** Tells the owner of `sessionId` to retire it. */
+  retire(sessionId: string, arrayId: number | null): void {
+    const owner = sessionId.slice(0, sessionId.indexOf('.'));
+    if (this.link.connected()) this.link.publish(owner, `k ${sessionId} ${arrayId ?? ''}`);
+  }
+
+  private retired(sessionId: string, arrayId: string): void {
+    const session = this.host.sessions.get(sessionId);
+    if (session === undefined) return;
+    if (/^-?\d{1,15}$/.test(arrayId)) session.acknowledge(Number(arrayId));
+    session.close('Reconnected');
+  }
+
   // ## Frames arriving
   /** Handles a relay frame from another process. */
   receive(words: string[], payload: string): void {
     const [kind, first = '', second = ''] = words;
     if (kind === 'q') this.run(first, second, payload);
+    else if (kind === 'k') this.retired(first, second);
     else if (kind === 'o') this.answer(Number(first), second, payload);
     else if (kind === 'a') this.incoming.get(`${first} ${second}`)?.abort();
   }

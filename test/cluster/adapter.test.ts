@@ -127,6 +127,16 @@ describe('Redis adapter', { skip }, () => {
     assert.deepEqual(messages, [[1]]);
   });
 
+  test('a reconnect on another process retires the old session there, acknowledging OAID', async () => {
+    const old = await sessionOn(1);
+    const reasons: string[] = [];
+    old.on('close', (reason) => reasons.push(reason));
+    const answer = await request(servers[0]!.port, 'POST', `/channel/bind?VER=8&RID=1&CVER=1&OSID=${old.id}&OAID=0`, 'count=0');
+    assert.equal(answer.status, 200);
+    await until(() => reasons.length > 0, 2000, 'old session closed');
+    assert.deepEqual(reasons, ['Reconnected']);
+  });
+
   test('Redis down: local broadcasts work, the loss is reported, nothing queues; it recovers', async () => {
     const [a, b] = [await sessionOn(0), await sessionOn(1)];
     await Promise.all([a.join('z'), b.join('z')]);

@@ -68,6 +68,12 @@ for (const mode of modes) {
         assert.deepEqual(new Set(listed.map((id) => id.split('.')[0])), new Set(['n1', 'n2', 'n3']));
       }
 
+      // Sticky routing never needs a relay; round robin relays most requests.
+      const relays = await Promise.all(nodes.map((node) => node.get<{ relayed: { served: number } }>('/stats')));
+      const served = relays.reduce((sum, stats) => sum + stats.relayed.served, 0);
+      if (mode === 'sticky') assert.equal(served, 0, 'no request relayed behind the sticky config');
+      else assert.ok(served >= clients.length / 2, `requests relayed: ${served}`);
+
       clients[0]!.send({ all: 'first' });
       await until(() => clients.every((c) => allsOf(c, 'first') === 1), 10_000, 'broadcast to every client');
       await delay(300);

@@ -38,7 +38,7 @@ const server = http.createServer(async (req, res) => {
     const cpu = process.cpuUsage();
     return res.end(JSON.stringify({
       node: adapter.nodeId, connected: adapter.connected, sessions: channel.sessionCount, errors, nodes: [...adapter.nodes],
-      cpuMicros: cpu.user + cpu.system, messagesOut: channel.stats().messages.out,
+      cpuMicros: cpu.user + cpu.system, messagesOut: channel.stats().messages.out, relayed: adapter.relayed,
     }));
   }
   if (req.url?.startsWith('/broadcast?n=')) {
