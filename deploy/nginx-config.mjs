@@ -10,6 +10,7 @@
 //   `n2.Qm9v…` → n2, with the others as backup; the rest is spread (least_conn).
 // --mode any: a plain round-robin upstream; the processes relay requests to
 //   each other over Redis (browserchannel-server/redis).
+// --listen PORT listens on 127.0.0.1 only; give HOST:PORT (0.0.0.0:80) to listen elsewhere.
 // --session-param NAME: the WebChannel httpSessionIdParam (default gsessionid).
 // --read-timeout SECONDS: above keepAliveInterval (default 75).
 // Paths (pid, logs, temp files) are relative to nginx's -p prefix.

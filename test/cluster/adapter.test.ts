@@ -127,6 +127,16 @@ describe('Redis adapter', { skip }, () => {
     assert.deepEqual(messages, [[1]]);
   });
 
+  test('a terminate relayed through another process closes the session with Disconnected', async () => {
+    const b = await sessionOn(1);
+    const reasons: string[] = [];
+    b.on('close', (reason) => reasons.push(reason));
+    const answer = await request(servers[0]!.port, 'GET', `/channel/bind?VER=8&SID=${b.id}&RID=2&TYPE=terminate`);
+    assert.equal(answer.status, 200);
+    await until(() => reasons.length > 0, 2000, 'terminated');
+    assert.deepEqual(reasons, ['Disconnected']);
+  });
+
   test('a reconnect on another process retires the old session there, acknowledging OAID', async () => {
     const old = await sessionOn(1);
     const reasons: string[] = [];
