@@ -152,6 +152,9 @@ describe('Redis adapter', { skip }, () => {
     await Promise.all([a.join('z'), b.join('z')]);
     await redis.kill();
     await until(() => !adapters[0]!.connected, 3000, 'disconnected');
+    // A join during the outage resolves at once and subscribes when Redis returns.
+    const late = await sessionOn(0);
+    await late.join('w');
     for (let i = 0; i < 1000; i++) servers[0]!.middleware.to('z').send({ down: i });
     assert.equal(got.get(a.id)!.filter((json) => json.startsWith('{"down"')).length, 1000, 'local members still get them');
     await until(() => errors[0]!.some((e) => /Redis unavailable/.test(e)), 3000, 'an error report');
@@ -164,5 +167,9 @@ describe('Redis adapter', { skip }, () => {
       return got.get(b.id)!.some((json) => json.startsWith('{"up"'));
     }, 5000, 'broadcasts cross again');
     assert.ok(!got.get(b.id)!.some((json) => json.startsWith('{"down"')), 'nothing sent during the outage arrives late');
+    await until(() => {
+      servers[1]!.middleware.to('w').send({ w: 1 });
+      return got.get(late.id)!.includes('{"w":1}');
+    }, 5000, 'the room joined during the outage is subscribed once Redis is back');
   });
 });
