@@ -425,6 +425,8 @@ if (want('churn')) {
   add('heap growth after 20k sessions opened and closed (MB)', 'MB', 'lower', Object.fromEntries(Object.entries(churned).map(([p, v]) => [p, [v.heapGrowthMB]])));
   report.sessionsLeftAfterChurn = Object.fromEntries(Object.entries(churned).map(([p, v]) => [p, v.sessionsLeft]));
 }
+// Three processes behind nginx and Redis, sticky against relayed (bench/cluster.mjs).
+if (want('cluster')) report.cluster = await (await import('./cluster.mjs')).clusterBench();
 if (only.size > 0 && !process.env.BENCH_WRITE) {
   agent.destroy();
   process.exit(0);

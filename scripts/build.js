@@ -69,6 +69,28 @@ for (const [entry, file, footer] of cjsEntries) {
 cpSync(join(root, 'dist/esm'), join(root, 'dist/cjs/types'), { recursive: true, filter: (from) => !from.endsWith('.js') });
 writeFileSync(join(root, 'dist/cjs/package.json'), JSON.stringify({ type: 'commonjs' }) + '\n');
 writeFileSync(join(root, 'dist/cjs/index.d.cts'), cjsDeclaration(join(root, 'dist/esm/index.d.ts')));
+
+// The Redis entry in CommonJS. It reaches the core only through the
+// package's public entry, which stays external here, so both files share
+// one copy of the core's classes (`instanceof ProtocolError` holds).
+await esbuild.build({
+  entryPoints: [join(root, 'src/redis/index.ts')],
+  outfile: join(root, 'dist/cjs/redis.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  logLevel: 'warning',
+  external: ['redis'],
+  plugins: [{
+    name: 'core-stays-external',
+    setup(build) {
+      build.onResolve({ filter: /^\.\.\/index\.ts$/ }, () => ({ path: './index.cjs', external: true }));
+    },
+  }],
+});
+// Its declarations re-export the CommonJS copy of the ESM ones.
+writeFileSync(join(root, 'dist/cjs/redis.d.cts'), "export * from './types/redis/index.js';\n");
 console.log('built dist/esm and dist/cjs');
 
 function cjsDeclaration(esmIndex) {

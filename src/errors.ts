@@ -49,7 +49,8 @@ export type ProtocolErrorCode =
   | 'LIMIT_EXCEEDED'
   | 'TIMEOUT'
   | 'REFUSED'
-  | 'SHUTTING_DOWN';
+  | 'SHUTTING_DOWN'
+  | 'UNAVAILABLE';
 
 // ## The error class
 //

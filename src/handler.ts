@@ -28,7 +28,7 @@ import { checkAllowed } from './auth.ts';
 import { framingFor, lengthPrefixed } from './encoding.ts';
 import { ProtocolError, badQuery, unknownSession } from './errors.ts';
 import { serveClient } from './client-file.ts';
-import { CONTENT_TYPE, preflightHeaders, responseHeaders, shareHeaderValues } from './headers.ts';
+import { CONTENT_TYPE, UNBUFFERED, preflightHeaders, responseHeaders, shareHeaderValues } from './headers.ts';
 import { type BodyTimeouts, readBatch } from './body.ts';
 import type { ForwardBatch } from './maps.ts';
 import { type ResolvedOptions, isHostname } from './options.ts';
@@ -215,6 +215,8 @@ function hostPrefix(options: ResolvedOptions): string | null {
 // can acknowledge arrays.
 async function bind(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
   if (req.method === 'GET' && isFastHandshake(query)) return fastHandshake(context, req, res, query);
+  const owner = ownerElsewhere(context, query);
+  if (owner !== null) return relay(context, req, res, owner);
   const session = lookUpSession(context, query);
   if (session) checkHttpSessionId(session.httpSessionIdParam, session.httpSessionId, query);
   if (session && query.AID !== undefined) session.acknowledge(arrayId(query.AID, 'AID'));
@@ -231,6 +233,31 @@ function lookUpSession(context: HandlerContext, query: Query): AnySession | null
   const session = context.sessions.get(sid);
   if (!session) throw unknownSession();
   return session;
+}
+
+// ## Sessions of another process
+//
+// A session id names the node that made it, `SID=n2.Qm9v…`. When that is
+// not this process and the adapter can relay (`browserchannel-server/redis`),
+// the request goes to its owner over the adapter and the owner's answer
+// comes back through `res`: the owner alone orders maps and takes
+// acknowledgements. The URL is rebuilt from `base`, so a mount path of
+// this process does not confuse the owner's routing. Without a relaying
+// adapter, such an id is simply unknown here.
+function ownerElsewhere(context: HandlerContext, query: Query): string | null {
+  const sid = query.SID;
+  if (context.host.adapter.relay === undefined || sid === undefined) return null;
+  const dot = sid.indexOf('.');
+  const owner = dot > 0 ? sid.slice(0, dot) : null;
+  return owner === null || owner === context.options.nodeId ? null : owner;
+}
+
+function relay(context: HandlerContext, req: IncomingMessage, res: ServerResponse, owner: string): Promise<void> {
+  const url = req.url ?? '';
+  const search = url.includes('?') ? url.slice(url.indexOf('?')) : '';
+  const { base, maxBodyBytes } = context.options;
+  const target = { owner, url: `${base}/bind${search}`, maxBodyBytes };
+  return context.host.adapter.relay!(target, req, res);
 }
 
 // ## Creating a session
@@ -271,7 +298,7 @@ async function fastHandshake(context: HandlerContext, req: IncomingMessage, res:
   const session = startSession(context, req, query, requestId, batch, 0);
   session.attachBackChannel(res, framingFor('xmlhttp'), true);
   const initial = { 'X-HTTP-Initial-Response': headerJson(session.takeInitialResponse()) };
-  res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, { ...handshakeHeaders(req, session), ...initial }));
+  res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, { ...handshakeHeaders(req, session), ...initial, ...UNBUFFERED }));
   res.flushHeaders?.();
 }
 
@@ -328,9 +355,19 @@ function startSession(context: HandlerContext, req: IncomingMessage, query: Quer
 
 function retireOldSession(context: HandlerContext, query: Query): void {
   const old = query.OSID === undefined ? undefined : context.sessions.get(query.OSID);
-  if (!old) return;
+  if (!old) return retireElsewhere(context, query);
   if (query.OAID !== undefined) old.acknowledge(arrayId(query.OAID, 'OAID'));
   old.close('Reconnected');
+}
+
+// An old session of another process (any-process mode: the reconnect
+// landed here) is retired by its owner, through the adapter.
+function retireElsewhere(context: HandlerContext, query: Query): void {
+  const { adapter } = context.host;
+  const sid = query.OSID;
+  if (sid === undefined || adapter.retire === undefined) return;
+  if (ownerElsewhere(context, { SID: sid }) === null) return;
+  adapter.retire(sid, query.OAID === undefined ? null : arrayId(query.OAID, 'OAID'));
 }
 
 function newSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null): AnySession {
@@ -421,7 +458,7 @@ function backChannel(context: HandlerContext, req: IncomingMessage, res: ServerR
   if (!session) throw badQuery('Back channel needs a SID');
   if (query.RID !== 'rpc') throw badQuery('Back channel needs RID=rpc');
   const framing = framingFor(query.TYPE, domainOf(query));
-  res.writeHead(200, responseHeaders(context.options, req, res, framing.contentType));
+  res.writeHead(200, responseHeaders(context.options, req, res, framing.contentType, UNBUFFERED));
   const opening = framing.open();
   if (opening) res.write(opening);
   else res.flushHeaders?.();

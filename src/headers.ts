@@ -44,6 +44,15 @@ export const CONTENT_TYPE = {
   json: 'application/json; charset=utf-8',
 } as const;
 
+// ## Streaming through a proxy
+//
+// nginx buffers a response before passing it on unless told otherwise; a
+// back channel would then reach the client all at once, at its end. This
+// header tells nginx (and proxies copying it) not to, for this response
+// alone, even where the config forgot `proxy_buffering off`.
+/** Extra header for back channels: ask proxies not to buffer. */
+export const UNBUFFERED: Readonly<OutgoingHttpHeaders> = Object.freeze({ 'X-Accel-Buffering': 'no' });
+
 // ## Layer 1: no caching, no sniffing
 //
 // `nosniff` matters for the text transport: it stops an old browser from

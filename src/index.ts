@@ -56,7 +56,7 @@ export type { Query } from './query.ts';
 export type { Next } from './handler.ts';
 export { ProtocolError, type ProtocolErrorCode } from './errors.ts';
 export { MemoryAdapter } from './rooms.ts';
-export type { Adapter, AdapterHost, Broadcast, Audience } from './rooms.ts';
+export type { Adapter, AdapterHost, Broadcast, Audience, RelayTarget } from './rooms.ts';
 export { BroadcastTarget } from './broadcast.ts';
 export type { Exclusion } from './broadcast.ts';
 export type { ChannelStats, Refusal } from './observe.ts';
@@ -158,11 +158,15 @@ export function browserChannel(
   if (typeof onConnect !== 'function') {
     throw new TypeError('browserChannel: onConnect must be a function, got ' + typeof onConnect);
   }
-  const options = resolveOptions(rawOptions);
+  const resolved = resolveOptions(rawOptions);
   const sessions = new Map<string, AnySession>();
   const events = new EventEmitter();
   const observer = new Observer();
-  const adapter: Adapter = options.adapter ?? new MemoryAdapter();
+  const adapter: Adapter = resolved.adapter ?? new MemoryAdapter();
+  // An adapter that relays requests between processes routes on the node
+  // id in every session id, so a server without a `nodeId` gets a random one.
+  const options = resolved.nodeId === null && adapter.relay
+    ? { ...resolved, nodeId: randomBytes(6).toString('hex') } : resolved;
 
   // ### Where app exceptions go
   //
@@ -216,6 +220,7 @@ export function browserChannel(
     nodeId: options.nodeId ?? randomBytes(6).toString('hex'),
     sessions,
     error: (error) => onAppError(error, null),
+    handle: (req, res) => handler(req, res),
   });
 
   // ### Closing, now or gracefully
@@ -231,6 +236,8 @@ export function browserChannel(
     for (const session of [...sessions.values()]) session.close(reason);
     host.idle.clear();
     bodies.clear();
+    // An adapter's connections (Redis) must not keep the process alive either.
+    adapter.close().catch((error: unknown) => onAppError(error, null));
   };
   const shutdown = async ({ timeout = 10_000 }: ShutdownOptions = {}): Promise<void> => {
     gate.draining = true;

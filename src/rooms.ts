@@ -25,6 +25,7 @@
 // (`join`, `leave`, `sessionIds`) is a Promise even here, where it is
 // already known.
 /** Rooms, broadcasts and the adapter interface. @module */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Session } from './session.ts';
 
 // ## A broadcast, as it travels
@@ -58,6 +59,25 @@ export interface AdapterHost {
   readonly sessions: ReadonlyMap<string, Session<unknown, unknown, object>>;
   /** Reports a failure the app should hear about (`channel.on('error')`). */
   error(error: unknown): void;
+  /** Runs a request through this process's handler (a request relayed from another process). */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+}
+
+// ## Relaying a request to the process that owns its session
+//
+// An adapter for many processes may also carry requests: when a request
+// names a session of another node (`SID=n2.…` reaching `n1`), the handler
+// gives it to `relay` instead of answering `Unknown SID`, and the adapter
+// streams the owner's answer back into `res` (see `redis/relay.ts`). The
+// owner runs it through `AdapterHost.handle` as if it had arrived there.
+/** Where a relayed request goes. */
+export interface RelayTarget {
+  /** The node id that owns the session (the text before the dot in `SID`). */
+  readonly owner: string;
+  /** The request's URL as the owner's handler should see it (`<base>/bind?…`). */
+  readonly url: string;
+  /** Largest body to carry, the `maxBodyBytes` option. */
+  readonly maxBodyBytes: number;
 }
 
 // ## The contract
@@ -83,6 +103,17 @@ export interface Adapter {
   sessionIds(audience: Audience): Promise<string[]>;
   /** Stops whatever the adapter runs (connections, timers). */
   close(): Promise<void>;
+  /**
+   * Optional: carries a request for another node's session to that node and its answer back.
+   * Rejects with a `ProtocolError` to answer with an error (`Unknown SID`, `503`). An adapter
+   * with `relay` makes the server give itself a node id when the `nodeId` option is not set.
+   */
+  relay?(target: RelayTarget, req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /**
+   * Optional, with `relay`: a client reconnected here naming its old session (`OSID`, `OAID`)
+   * of another node; that node acknowledges up to `arrayId` and closes it with `Reconnected`.
+   */
+  retire?(sessionId: string, arrayId: number | null): void;
 }
 
 // ## The in-memory adapter

@@ -1,0 +1,503 @@
+// # The Redis adapter: rooms and broadcasts across processes
+//
+// `MemoryAdapter` (`../rooms.ts`) knows the sessions of one process. This
+// adapter keeps that local index and adds what the other processes need
+// to hear, over Redis pub/sub (the channels are listed in `wire.ts`):
+//
+// ```text
+// n1: channel.to('lobby').send({t:'hi'})
+//     → delivers to n1's members of "lobby" at once
+//     → PUBLISH bc:room:lobby "b n1\n[[\"lobby\"],[],[]]\n{\"t\":\"hi\"}"
+// n2 (subscribed to bc:room:lobby, it has members there)
+//     → delivers to n2's members; n1 ignores its own message
+// n3 (no member in "lobby", not subscribed) → hears nothing
+// ```
+//
+// Delivery is **at most once**. Pub/sub keeps nothing: a process that is
+// disconnected from Redis when a broadcast is published never gets it,
+// and nothing is queued to send later. Within one session nothing is ever
+// delivered twice, and the session's own outbox (acknowledgements,
+// resending on a new back channel) makes whatever *was* delivered reach
+// the client.
+/** The Redis adapter: rooms, broadcasts, presence and relaying across processes. @module */
+// Values come from the package's public entry only, so that the CommonJS
+// build of this entry shares the core's classes instead of copying them.
+import { MemoryAdapter } from '../index.ts';
+import type { Adapter, AdapterHost, Audience, Broadcast, RelayTarget } from '../rooms.ts';
+import type { Session } from '../session.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  Names, decodeAudience, decodeBroadcast, encodeAudience, encodeBroadcast, parse,
+} from './wire.ts';
+import { Relay } from './relay.ts';
+
+// ## The Redis connection it needs
+//
+// What this adapter calls on a node-redis client, spelled out so that any
+// client of `redis` v5 or later fits without naming its many type
+// parameters.
+/** A pub/sub listener: called with each message and its channel. */
+export type PubSubListener = (message: string, channel: string) => void;
+
+/** The parts of a node-redis client this adapter uses. */
+export interface RedisConnection {
+  /** Connected and usable. */
+  readonly isReady: boolean;
+  /** Connected, or connecting. */
+  readonly isOpen: boolean;
+  /** Opens the connection. */
+  connect(): Promise<unknown>;
+  /** PUBLISH. */
+  publish(channel: string, message: string): Promise<unknown>;
+  /** SUBSCRIBE, with a listener called as `(message, channel)`. */
+  subscribe(channel: string, listener: PubSubListener): Promise<unknown>;
+  /** UNSUBSCRIBE the listener. */
+  unsubscribe(channel: string, listener: PubSubListener): Promise<unknown>;
+  /** EVAL a Lua script. */
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  /** A new client with the same options (and `overrides`). */
+  duplicate(overrides?: { disableOfflineQueue?: boolean }): RedisConnection;
+  /** Closes the connection once pending commands are answered. */
+  close(): Promise<unknown>;
+  /** Closes the connection at once. */
+  destroy(): void;
+  /** Listens for `error`, `ready`, `end`. */
+  on(event: string, listener: (error: Error) => void): unknown;
+}
+
+/** Options of {@link RedisAdapter}. */
+export interface RedisAdapterOptions {
+  /** A node-redis client, connected or not: published on, and duplicated to subscribe. */
+  client: RedisConnection;
+  /** True when the adapter created `client` and should close it. Default false. */
+  ownsClient?: boolean;
+  /** Start of every channel and key name. Default `"bc"`. */
+  prefix?: string;
+  /** Milliseconds between heartbeats. Default 2000. */
+  heartbeatInterval?: number;
+  /** A process with no heartbeat for this many milliseconds is gone. Default 6000. */
+  nodeTimeout?: number;
+  /** Milliseconds `sessionIds()` waits for the other processes. Default 1000. */
+  requestTimeout?: number;
+  /** Milliseconds a relayed request waits for the owner to start answering. Default 10000. */
+  relayTimeout?: number;
+}
+
+// ## Heartbeats
+//
+// Every process adds itself to a sorted set, scored by Redis's own clock,
+// drops entries older than `nodeTimeout`, and reads who is left, in one
+// script, so one round trip every `heartbeatInterval` keeps the list of
+// live processes. A process killed with `kill -9` stops beating and falls
+// out of every other process's list within `nodeTimeout` plus one beat.
+const HEARTBEAT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+return redis.call('ZRANGE', KEYS[1], 0, -1)`;
+const LEAVE = `return redis.call('ZREM', KEYS[1], ARGV[1])`;
+
+type Listener = PubSubListener;
+
+// A `sessionIds()` question in flight: `answer` takes one process's ids.
+interface Question {
+  answer(node: string, ids: string[]): void;
+  finish(): void;
+}
+
+// ## The adapter
+/** Rooms and broadcasts across processes through Redis pub/sub; see the module prose. */
+export class RedisAdapter extends MemoryAdapter implements Adapter {
+  /** Resolves once connected and subscribed; broadcasts before then stay in this process. */
+  readonly ready: Promise<void>;
+  private readonly publisher: RedisConnection;
+  private subscriber: RedisConnection | null = null;
+  private readonly names: Names;
+  private readonly settings: Required<Omit<RedisAdapterOptions, 'client'>>;
+  private readonly listener: Listener = (message, channel) => this.onMessage(message, channel);
+  private markReady: () => void = () => {};
+
+  // Subscriptions: `wanted` is what this process should hear (its rooms
+  // with a local member, plus the fixed channels), `active` what Redis has
+  // confirmed. Changes to one channel run one after another (`pending`),
+  // so a join racing a leave ends in the right state.
+  private readonly wanted = new Set<string>();
+  private readonly active = new Set<string>();
+  private readonly pending = new Map<string, Promise<void>>();
+
+  // Presence: the live processes as of the last heartbeat, and when the
+  // connection last came up (a fresh Redis knows nobody for one beat).
+  private live = new Set<string>();
+  private upSince = 0;
+  private beating: Promise<void> | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+
+  // `sessionIds()` questions waiting for answers, by number.
+  private questionCount = 0;
+  private readonly questions = new Map<number, Question>();
+
+  // Outage reporting, at most once a second.
+  private dropped = 0;
+  private lastReport = 0;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  private relayer: Relay | null = null;
+
+  constructor(options: RedisAdapterOptions) {
+    super();
+    this.publisher = options.client;
+    this.settings = {
+      ownsClient: options.ownsClient ?? false,
+      prefix: options.prefix ?? 'bc',
+      heartbeatInterval: options.heartbeatInterval ?? 2000,
+      nodeTimeout: options.nodeTimeout ?? 6000,
+      requestTimeout: options.requestTimeout ?? 1000,
+      relayTimeout: options.relayTimeout ?? 10_000,
+    };
+    this.names = new Names(this.settings.prefix);
+    this.ready = new Promise((resolve) => (this.markReady = resolve));
+  }
+
+  /** This process's node id (set when the server attaches the adapter). */
+  get nodeId(): string {
+    return this.host?.nodeId ?? '';
+  }
+
+  /** Node ids of the live processes, this one included, as of the last heartbeat. */
+  get nodes(): ReadonlySet<string> {
+    return this.live;
+  }
+
+  /** True while both Redis connections are up. */
+  get connected(): boolean {
+    return this.publisher.isReady && (this.subscriber?.isReady ?? false);
+  }
+
+  // ## Starting
+  //
+  // `attach` is synchronous (the server calls it while it is built), so the
+  // connections open in the background; `ready` says when. The subscriber
+  // is a duplicate of the client with no offline queue: while Redis is
+  // away, commands fail at once instead of piling up in memory.
+  override attach(host: AdapterHost): void {
+    super.attach(host);
+    this.relayer = new Relay(host, {
+      publish: (node, text) => this.publish(this.names.node(node), text, false),
+      connected: () => this.connected,
+      ownerGone: (node) => this.ownerGone(node),
+      timeout: this.settings.relayTimeout,
+    });
+    for (const channel of [this.names.all, this.names.control, this.names.node(host.nodeId)]) {
+      this.wanted.add(channel);
+    }
+    const subscriber = this.publisher.duplicate({ disableOfflineQueue: true });
+    this.subscriber = subscriber;
+    const onError = (error: Error): void => this.outage(error);
+    this.publisher.on('error', onError);
+    subscriber.on('error', onError);
+    subscriber.on('ready', () => void this.up());
+    this.publisher.on('ready', () => void this.up());
+    subscriber.on('end', () => this.relayer?.disconnected());
+    subscriber.on('error', () => this.relayer?.disconnected());
+    const every = this.settings.heartbeatInterval;
+    this.heartbeatTimer = setInterval(() => void this.beat(), every).unref();
+    void this.start(subscriber);
+  }
+
+  private async start(subscriber: RedisConnection): Promise<void> {
+    try {
+      if (!this.publisher.isOpen) await this.publisher.connect();
+      await subscriber.connect();
+    } catch (error) {
+      this.outage(error);
+    }
+  }
+
+  // Both connections up (at start, or after an outage): confirm every
+  // wanted subscription, beat at once, say hello on the control channel
+  // (`h n1`: processes that beat before us learn of us now, not at their
+  // next beat), and let `ready` resolve.
+  private async up(): Promise<void> {
+    if (!this.connected || this.closed) return;
+    this.upSince = Date.now();
+    const channels = new Set([...this.wanted, ...this.active]);
+    await Promise.all([...channels].map((channel) => this.sync(channel)));
+    await this.beat();
+    this.publish(this.names.control, `h ${this.nodeId}`, false);
+    this.markReady();
+  }
+
+  // ## Rooms
+  //
+  // A room's channel is subscribed while this process has a member in it:
+  // the first local join subscribes, and its Promise (and that of any join
+  // made meanwhile) resolves once Redis confirms, which is when broadcasts
+  // from every process reach the session. The last local leave
+  // unsubscribes. While Redis is down, joins resolve at once (the local
+  // part works) and the subscription is made when it returns.
+  override join(session: Session<unknown, unknown, object>, room: string): Promise<void> {
+    const first = !this.members.has(room);
+    void super.join(session, room);
+    const channel = this.names.room(room);
+    if (first) this.wanted.add(channel);
+    return first ? this.sync(channel) : (this.pending.get(channel) ?? Promise.resolve());
+  }
+
+  override leave(session: Session<unknown, unknown, object>, room: string): Promise<void> {
+    if (!this.remove(session, room)) return Promise.resolve();
+    this.wanted.delete(this.names.room(room));
+    return this.sync(this.names.room(room));
+  }
+
+  override leaveAll(session: Session<unknown, unknown, object>): void {
+    for (const room of session.rooms) {
+      if (!this.remove(session, room)) continue;
+      this.wanted.delete(this.names.room(room));
+      void this.sync(this.names.room(room));
+    }
+  }
+
+  private sync(channel: string): Promise<void> {
+    const next = (this.pending.get(channel) ?? Promise.resolve()).then(() => this.apply(channel));
+    this.pending.set(channel, next);
+    void next.then(() => {
+      if (this.pending.get(channel) === next) this.pending.delete(channel);
+    });
+    return next;
+  }
+
+  private async apply(channel: string): Promise<void> {
+    const want = this.wanted.has(channel);
+    const subscriber = this.subscriber;
+    if (want === this.active.has(channel) || subscriber === null || !subscriber.isReady) return;
+    try {
+      if (want) {
+        await subscriber.subscribe(channel, this.listener);
+        this.active.add(channel);
+      } else {
+        await subscriber.unsubscribe(channel, this.listener);
+        this.active.delete(channel);
+      }
+    } catch (error) {
+      this.outage(error);
+    }
+  }
+
+  // ## Broadcasting
+  //
+  // Local sessions get the broadcast at once; then it is published once
+  // per target channel. A process hearing it on two room channels delivers
+  // it once, through the first room the session is in (`deliver`'s `via`).
+  override broadcast(message: Broadcast): void {
+    this.deliver(message);
+    if (!this.connected) return this.lost(1);
+    const text = encodeBroadcast(this.nodeId, message);
+    if (message.rooms === null) return this.publish(this.names.all, text);
+    for (const room of message.rooms) this.publish(this.names.room(room), text);
+  }
+
+  private publish(channel: string, text: string, counted = true): void {
+    this.publisher.publish(channel, text).catch((error: unknown) => {
+      if (counted) this.lost(1);
+      else this.outage(error);
+    });
+  }
+
+  // ## What other processes say
+  //
+  // Anything malformed (another app on the same prefix, a bug) is reported
+  // and dropped; it never throws into the Redis client.
+  private onMessage(text: string, channel: string): void {
+    try {
+      this.dispatch(text, channel);
+    } catch (error) {
+      const message = `browserchannel-server/redis: bad message on ${channel}: ${String(error)}`;
+      this.host?.error(new Error(message));
+    }
+  }
+
+  private dispatch(text: string, channel: string): void {
+    const { words, payload } = parse(text);
+    const kind = words[0];
+    if (kind === 'b') {
+      if (words[1] === this.nodeId) return;
+      const message = decodeBroadcast(payload);
+      if (message !== null) this.deliver(message, this.names.roomOf(channel));
+    } else if (kind === 'h') {
+      if (words[1]) this.live.add(words[1]);
+    } else if (kind === 'i') {
+      this.answer(words[1], words[2], payload);
+    } else if (kind === 'r') {
+      this.questions.get(Number(words[2]))?.answer(words[1] ?? '', JSON.parse(payload) as string[]);
+    } else {
+      this.relayer?.receive(words, payload);
+    }
+  }
+
+  // ## Who is here
+  //
+  // `sessionIds()` asks every process on the control channel and waits for
+  // an answer from each one in the live list, or `requestTimeout`,
+  // whichever is first: a process that died a moment ago costs a wait,
+  // never a hang, and its sessions are left out.
+  //
+  // ```text
+  // n1 → bc:ctl       i n1 7\n[null,[],[]]
+  // n2 → bc:node:n1   r n2 7\n["n2.Qm9v…","n2.x1Yz…"]
+  // ```
+  override async sessionIds(audience: Audience): Promise<string[]> {
+    const ids = await super.sessionIds(audience);
+    const others = [...this.live].filter((node) => node !== this.nodeId);
+    if (!this.connected) {
+      this.report(new Error('sessionIds(): Redis unavailable, answering with this process only'));
+      return ids;
+    }
+    if (others.length === 0) return ids;
+    const number = ++this.questionCount;
+    return new Promise((resolve) => {
+      const waiting = new Set(others);
+      const answered = new Set<string>();
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.questions.delete(number);
+        resolve(ids);
+      };
+      const timer = setTimeout(finish, this.settings.requestTimeout);
+      this.questions.set(number, {
+        finish,
+        answer: (node, theirs) => {
+          if (answered.has(node)) return;
+          answered.add(node);
+          ids.push(...theirs);
+          waiting.delete(node);
+          if (waiting.size === 0) finish();
+        },
+      });
+      this.publish(this.names.control, `i ${this.nodeId} ${number}\n${encodeAudience(audience)}`);
+    });
+  }
+
+  private answer(asker: string | undefined, number: string | undefined, payload: string): void {
+    const audience = decodeAudience(payload);
+    if (asker === undefined || asker === this.nodeId || audience === null) return;
+    void super.sessionIds(audience).then((ids) => {
+      if (!this.connected) return;
+      this.publish(this.names.node(asker), `r ${this.nodeId} ${number}\n${JSON.stringify(ids)}`);
+    });
+  }
+
+  // ## Presence
+  //
+  // One beat at a time; a beat asked for while one runs shares it.
+  private beat(): Promise<void> {
+    if (this.beating !== null) return this.beating;
+    if (!this.publisher.isReady || this.closed) return Promise.resolve();
+    const keys = [this.names.nodes];
+    const args = [this.nodeId, String(this.settings.nodeTimeout)];
+    this.beating = this.publisher.eval(HEARTBEAT, { keys, arguments: args }).then((nodes) => {
+      const previous = this.live;
+      this.live = new Set(nodes as string[]);
+      for (const node of previous) {
+        if (!this.live.has(node) && this.settled()) this.relayer?.nodeGone(node);
+      }
+    }, (error: unknown) => this.outage(error)).finally(() => (this.beating = null));
+    return this.beating;
+  }
+
+  // Right after Redis comes back (a restart loses the set) other processes
+  // have not beaten yet: for one `nodeTimeout`, absence proves nothing.
+  private settled(): boolean {
+    return Date.now() - this.upSince > this.settings.nodeTimeout;
+  }
+
+  // A request names node `node`, which is not in the live list: beat once
+  // more to be sure, then say whether it is gone.
+  private async ownerGone(node: string): Promise<boolean> {
+    if (this.live.has(node)) return false;
+    await this.beat();
+    return !this.live.has(node) && this.settled();
+  }
+
+  // ## Relaying
+  /** Carries a request for another process's session to it (see `relay.ts`). */
+  relay(target: RelayTarget, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    return this.relayer!.forward(target, req, res);
+  }
+
+  /** Asks the owner of `sessionId` to retire it: a client reconnected on this process. */
+  retire(sessionId: string, arrayId: number | null): void {
+    this.relayer!.retire(sessionId, arrayId);
+  }
+
+  /** Requests relayed: `sent` by this process to owners, `served` by it for other processes. */
+  get relayed(): {
+    /** Requests this process relayed to their owners. */
+    readonly sent: number;
+    /** Requests this process served for other processes. */
+    readonly served: number;
+  } {
+    return this.relayer?.counts ?? { sent: 0, served: 0 };
+  }
+
+  // ## When Redis is away
+  //
+  // Local sessions carry on. What could not reach other processes is
+  // counted and reported through the server's `error` path at most once a
+  // second, so an outage neither crashes the process nor floods its log,
+  // and nothing is queued: the count is all that grows.
+  private lost(count: number): void {
+    this.dropped += count;
+    this.report(null);
+  }
+
+  private outage(error: unknown): void {
+    this.report(error);
+  }
+
+  private report(error: unknown): void {
+    if (this.closed) return;
+    const now = Date.now();
+    if (now - this.lastReport < 1000) return;
+    this.lastReport = now;
+    const detail = error instanceof Error ? error.message
+      : error === null ? 'not connected' : String(error);
+    const lost = this.dropped > 0 ? `; ${this.dropped} broadcast(s) reached this process only` : '';
+    this.dropped = 0;
+    const message = `browserchannel-server/redis: Redis unavailable (${detail})${lost}`;
+    this.host?.error(new Error(message));
+  }
+
+  // ## Closing
+  override close(): Promise<void> {
+    this.closing ??= this.stop();
+    return this.closing;
+  }
+
+  private async stop(): Promise<void> {
+    this.closed = true;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.relayer?.close();
+    for (const question of this.questions.values()) question.finish();
+    try {
+      if (this.publisher.isReady) {
+        await this.publisher.eval(LEAVE, { keys: [this.names.nodes], arguments: [this.nodeId] });
+      }
+    } catch {
+      // Gone already: the others drop us by heartbeat.
+    }
+    await quit(this.subscriber);
+    if (this.settings.ownsClient) await quit(this.publisher);
+    await super.close();
+  }
+}
+
+async function quit(client: RedisConnection | null): Promise<void> {
+  if (client === null || !client.isOpen) return;
+  try {
+    if (client.isReady) await client.close();
+    else client.destroy();
+  } catch {
+    client.destroy();
+  }
+}

@@ -1,0 +1,66 @@
+// The cluster chat demo (examples/cluster/server.ts, what `npm run
+// start:cluster` runs) in Debian's Chromium: four pages behind nginx, spread
+// over three processes, see one another in the presence list with the
+// process each is on, and a message from one page reaches all of them.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { type Browser, type Page, chromium } from 'playwright-core';
+// @ts-expect-error: a plain .mjs script without types
+import { nginxConfig } from '../../deploy/nginx-config.mjs';
+import { until } from '../helpers.ts';
+import { type TestNginx, type TestNode, type TestRedis, freePort, missingBinaries, startNginx, startNode, startRedis } from './harness.ts';
+
+const executablePath = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
+const missing = [...missingBinaries(), ...(executablePath ? [] : ['chromium'])];
+const skip = missing.length > 0 ? `needs ${missing.join(', ')} (apt-get install ${missing.join(' ')})` : false;
+const server = fileURLToPath(new URL('../../examples/cluster/server.ts', import.meta.url));
+
+describe('cluster chat demo in Chromium', { skip }, () => {
+  let redis: TestRedis;
+  let nodes: TestNode[];
+  let nginx: TestNginx;
+  let browser: Browser;
+  before(async () => {
+    redis = await startRedis();
+    nodes = await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id, redis.url, server)));
+    const port = await freePort();
+    nginx = await startNginx(nginxConfig({ listen: port, nodes: nodes.map((n) => ({ id: n.id, address: n.address })) }), port);
+    browser = await chromium.launch({
+      executablePath,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    await nginx?.stop();
+    await Promise.all((nodes ?? []).map((node) => node.stop()));
+    await redis?.stop();
+  });
+
+  test('users on different processes see each other, with their process, and chat', { timeout: 60_000 }, async () => {
+    const pages: Page[] = [];
+    for (const [nick, extra] of [['ada', ''], ['bob', ''], ['cy', '&client=webchannel'], ['dee', '']]) {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${nginx.port}/?nick=${nick}${extra}`);
+      pages.push(page);
+    }
+    const people = () => Promise.all(pages.map((page) => page.evaluate(() => document.body.dataset.people ?? '')));
+    let lists: string[] = [];
+    await until(() => {
+      void people().then((seen) => (lists = seen));
+      return lists.length === 4 && lists.every((list) => list.split(',').length === 4);
+    }, 20_000, 'everyone in every presence list');
+    const names = lists[0]!.split(',');
+    assert.deepEqual(names.map((name) => name.split(' ')[0]), ['ada', 'bob', 'cy', 'dee']);
+    for (const name of names) assert.match(name, /^\w+ \(n[123]\)$/, 'each user shows its process');
+    assert.ok(new Set(names.map((name) => name.slice(-3))).size >= 2, `users on several processes: ${names}`);
+
+    await pages[0]!.fill('input:not(#nick)', 'hello from ada');
+    await pages[0]!.keyboard.press('Enter');
+    for (const page of pages) {
+      await page.waitForFunction(() => document.body.innerText.includes('hello from ada'), null, { timeout: 10_000 });
+    }
+  });
+});
