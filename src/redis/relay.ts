@@ -8,8 +8,10 @@
 // there, and its answer streams back to the front, which writes it to the
 // client. The owner stays the one place maps are ordered and arrays
 // acknowledged; the front holds nothing but the open HTTP response.
+// (The frames below are drawn by hand; `test/cluster/adapter.test.ts`
+// runs real relayed requests through two processes and Redis.)
 //
-// ```text
+// ```text illustrative
 // client → n1   GET /channel/bind?SID=n2.Qm9v…&RID=rpc&AID=4&CI=0&TYPE=xmlhttp
 // n1 → bc:node:n2   q n1 17\n{"m":"GET","u":"/channel/bind?SID=n2.Qm9v…",…}\n
 // n2 → bc:node:n1   o 17 h\n[200,null,{"Content-Type":…}]\n            head
