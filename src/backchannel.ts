@@ -162,8 +162,12 @@ export abstract class Downlink extends EventEmitter {
    * @internal Makes `res` (headers already written) the session's back channel.
    * @param heartbeatMs - heartbeat interval for this channel (shorter for a `TO` long poll).
    */
-  attachBackChannel(res: ServerResponse, framing: Framing, streaming: boolean,
-    heartbeatMs = this.host.keepAliveInterval): void {
+  attachBackChannel(
+    res: ServerResponse,
+    framing: Framing,
+    streaming: boolean,
+    heartbeatMs = this.host.keepAliveInterval,
+  ): void {
     if (this.backChannel) this.detach(this.backChannel.res, true);
     this.outbox.rewind();
     this.host.observer.backChannel(this.id, streaming);
@@ -171,7 +175,15 @@ export abstract class Downlink extends EventEmitter {
     const onGone = (): void => this.detach(res, false);
     res.once('close', onGone);
     const heartbeat = setInterval(() => this.heartbeat(), heartbeatMs).unref();
-    this.backChannel = { res, framing, streaming, bytesWritten: 0, onGone, heartbeat, blocked: false };
+    this.backChannel = {
+      res,
+      framing,
+      streaming,
+      bytesWritten: 0,
+      onGone,
+      heartbeat,
+      blocked: false,
+    };
     this.host.idle.cancel(this);
     if (this.webChannel && streaming && !this.outbox.hasUnsent) {
       this.outbox.queue(NOOP_JSON, null, null);
@@ -235,7 +247,7 @@ export abstract class Downlink extends EventEmitter {
   // 10
   // [1,57,312]
   // ```
-  /** @internal `[backChannelOpen, lastSentArrayId, outstandingBytes]` for a forward-channel answer. */
+  /** @internal `[backChannelOpen, lastSentArrayId, outstandingBytes]` for a forward answer. */
   backChannelStatus(): [0 | 1, number, number] {
     return [this.backChannel ? 1 : 0, this.outbox.sentId, this.outbox.outstandingBytes()];
   }

@@ -28,7 +28,13 @@ import { checkAllowed } from './auth.ts';
 import { framingFor, lengthPrefixed } from './encoding.ts';
 import { ProtocolError, badQuery, unknownSession } from './errors.ts';
 import { serveClient } from './client-file.ts';
-import { CONTENT_TYPE, UNBUFFERED, preflightHeaders, responseHeaders, shareHeaderValues } from './headers.ts';
+import {
+  CONTENT_TYPE,
+  UNBUFFERED,
+  preflightHeaders,
+  responseHeaders,
+  shareHeaderValues,
+} from './headers.ts';
 import { type BodyTimeouts, readBatch } from './body.ts';
 import type { ForwardBatch } from './maps.ts';
 import { type ResolvedOptions, isHostname } from './options.ts';
@@ -98,13 +104,17 @@ export type Next = (error?: unknown) => void;
 // | `app.use('/rt', channel)` | `/rt/channel/bind` |
 // | `router.use('/channel', channel)`, router at `/api` | `/api/channel/bind` |
 /** Builds the `(req, res, next)` function for a context. */
-export function createHandler(context: HandlerContext): (req: IncomingMessage, res: ServerResponse, next?: Next) => void {
+export function createHandler(
+  context: HandlerContext,
+): (req: IncomingMessage, res: ServerResponse, next?: Next) => void {
   return (req, res, next) => {
     const { path, query } = parseUrl(req.url ?? '/');
     const base = context.options.base;
     const route = routeOf(path, base) ?? mountedRoute(mountPath(req, path), path, base);
     if (route === null) return next ? next() : fail(context, req, res, notFound());
-    dispatch(context, route, req, res, query).catch((error: unknown) => fail(context, req, res, error));
+    dispatch(context, route, req, res, query).catch((error: unknown) =>
+      fail(context, req, res, error),
+    );
   };
 }
 
@@ -125,9 +135,16 @@ function mountPath(req: Mounted, path: string): string {
   return original.endsWith(path) ? original.slice(0, original.length - path.length) : '';
 }
 
-async function dispatch(context: HandlerContext, route: string, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
+async function dispatch(
+  context: HandlerContext,
+  route: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: Query,
+): Promise<void> {
   if (req.method === 'OPTIONS') return preflight(context, req, res);
-  if (route === '/bcsocket.js') return serveClient(req, res, responseHeaders(context.options, req, res, null));
+  if (route === '/bcsocket.js')
+    return serveClient(req, res, responseHeaders(context.options, req, res, null));
   if (route !== '/test' && route !== '/bind') throw notFound();
   if (query.VER !== '8') throw new ProtocolError(400, 'BAD_VERSION', 'Version 8 required');
   if (route === '/test') return testChannel(context, req, res, query);
@@ -182,7 +199,12 @@ function preflight(context: HandlerContext, req: IncomingMessage, res: ServerRes
 // in between buffers, and will ask for `CI=1` back channels.
 const TEST_PAUSE_MS = 2000;
 
-function testChannel(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): void {
+function testChannel(
+  context: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: Query,
+): void {
   if (query.MODE === 'init') {
     const extra = { 'X-Accept': 'application/json; application/x-www-form-urlencoded' };
     res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.json, extra));
@@ -192,7 +214,10 @@ function testChannel(context: HandlerContext, req: IncomingMessage, res: ServerR
   const framing = framingFor(query.TYPE, domainOf(query));
   res.writeHead(200, responseHeaders(context.options, req, res, framing.contentType));
   res.write(framing.open() + framing.raw('11111'));
-  const timer = setTimeout(() => res.end(framing.raw('2') + framing.close()), TEST_PAUSE_MS).unref();
+  const timer = setTimeout(
+    () => res.end(framing.raw('2') + framing.close()),
+    TEST_PAUSE_MS,
+  ).unref();
   res.once('close', () => clearTimeout(timer));
 }
 
@@ -213,16 +238,25 @@ function hostPrefix(options: ResolvedOptions): string | null {
 //
 // Every request with a `SID` first has its `AID` applied, so any request
 // can acknowledge arrays.
-async function bind(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
-  if (req.method === 'GET' && isFastHandshake(query)) return fastHandshake(context, req, res, query);
+async function bind(
+  context: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: Query,
+): Promise<void> {
+  if (req.method === 'GET' && isFastHandshake(query))
+    return fastHandshake(context, req, res, query);
   const owner = ownerElsewhere(context, query);
   if (owner !== null) return relay(context, req, res, owner);
   const session = lookUpSession(context, query);
   if (session) checkHttpSessionId(session.httpSessionIdParam, session.httpSessionId, query);
   if (session && query.AID !== undefined) session.acknowledge(arrayId(query.AID, 'AID'));
-  if (query.TYPE === 'terminate' && (req.method === 'GET' || req.method === 'POST')) return terminate(context, req, res, query, session);
-  if (req.method === 'POST') return session ? forward(context, req, res, query, session) : create(context, req, res, query);
-  if (req.method === 'GET' || req.method === 'HEAD') return backChannel(context, req, res, query, session);
+  if (query.TYPE === 'terminate' && (req.method === 'GET' || req.method === 'POST'))
+    return terminate(context, req, res, query, session);
+  if (req.method === 'POST')
+    return session ? forward(context, req, res, query, session) : create(context, req, res, query);
+  if (req.method === 'GET' || req.method === 'HEAD')
+    return backChannel(context, req, res, query, session);
   throw new ProtocolError(405, 'BAD_METHOD', 'Method not allowed');
 }
 
@@ -252,7 +286,12 @@ function ownerElsewhere(context: HandlerContext, query: Query): string | null {
   return owner === null || owner === context.options.nodeId ? null : owner;
 }
 
-function relay(context: HandlerContext, req: IncomingMessage, res: ServerResponse, owner: string): Promise<void> {
+function relay(
+  context: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  owner: string,
+): Promise<void> {
   const url = req.url ?? '';
   const search = url.includes('?') ? url.slice(url.indexOf('?')) : '';
   const { base, maxBodyBytes } = context.options;
@@ -275,30 +314,53 @@ function relay(context: HandlerContext, req: IncomingMessage, res: ServerRespons
 // `403`.
 //
 // The answer is the session's first back channel: one chunk, then the end.
-async function create(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
+async function create(
+  context: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: Query,
+): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
   checkCapacity(context);
   const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts);
   context.host.observer.bytesIn += bytes;
   await admit(context, req, query, batch);
   const session = startSession(context, req, query, requestId, batch, bytes);
-  res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, handshakeHeaders(req, session)));
+  res.writeHead(
+    200,
+    responseHeaders(context.options, req, res, CONTENT_TYPE.text, handshakeHeaders(req, session)),
+  );
   session.attachBackChannel(res, framingFor('xmlhttp'), false);
 }
 
 // A WebChannel `fastHandshake` is the same, but arrives as a GET with its
 // maps in `$req`, gets the handshake in a header, and stays open as a
 // streaming back channel (see `webchannel.ts`).
-async function fastHandshake(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query): Promise<void> {
+async function fastHandshake(
+  context: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: Query,
+): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
   checkCapacity(context);
-  const limits = { maxMaps: context.options.maxMapsPerRequest, maxKeys: context.options.maxKeysPerMap };
+  const limits = {
+    maxMaps: context.options.maxMapsPerRequest,
+    maxKeys: context.options.maxKeysPerMap,
+  };
   const batch = fastHandshakeBatch(query, limits);
   await admit(context, req, query, batch);
   const session = startSession(context, req, query, requestId, batch, 0);
   session.attachBackChannel(res, framingFor('xmlhttp'), true);
   const initial = { 'X-HTTP-Initial-Response': headerJson(session.takeInitialResponse()) };
-  res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, { ...handshakeHeaders(req, session), ...initial, ...UNBUFFERED }));
+  res.writeHead(
+    200,
+    responseHeaders(context.options, req, res, CONTENT_TYPE.text, {
+      ...handshakeHeaders(req, session),
+      ...initial,
+      ...UNBUFFERED,
+    }),
+  );
   res.flushHeaders?.();
 }
 
@@ -313,7 +375,9 @@ function checkCapacity(context: HandlerContext): void {
   }
   const { maxSessions } = context.options;
   if (context.sessions.size < maxSessions) return;
-  throw new ProtocolError(503, 'TOO_MANY_SESSIONS', `Server full (maxSessions ${maxSessions})`, { 'Retry-After': '5' });
+  throw new ProtocolError(503, 'TOO_MANY_SESSIONS', `Server full (maxSessions ${maxSessions})`, {
+    'Retry-After': '5',
+  });
 }
 
 // ### Admission
@@ -322,22 +386,44 @@ function checkCapacity(context: HandlerContext): void {
 // session would get. It may take its time (a database, a token
 // service), so the capacity check runs again afterwards: other creates
 // may have filled the server meanwhile.
-async function admit(context: HandlerContext, req: IncomingMessage, query: Query, batch: ForwardBatch | null): Promise<void> {
+async function admit(
+  context: HandlerContext,
+  req: IncomingMessage,
+  query: Query,
+  batch: ForwardBatch | null,
+): Promise<void> {
   const allow = context.options.allowRequest;
   if (allow === null) return;
-  const info = { headers: sessionHeaders(context, req, query, batch), query, address: req.socket?.remoteAddress ?? '', webChannel: isWebChannel(query, req) };
+  const info = {
+    headers: sessionHeaders(context, req, query, batch),
+    query,
+    address: req.socket?.remoteAddress ?? '',
+    webChannel: isWebChannel(query, req),
+  };
   await checkAllowed(allow, req, info);
   checkCapacity(context);
 }
 
 // A WebChannel client may send headers inside the request (see
 // `webchannel.ts`); the session sees them merged over the real ones.
-function sessionHeaders(context: HandlerContext, req: IncomingMessage, query: Query, batch: ForwardBatch | null): IncomingHttpHeaders {
+function sessionHeaders(
+  context: HandlerContext,
+  req: IncomingMessage,
+  query: Query,
+  batch: ForwardBatch | null,
+): IncomingHttpHeaders {
   const extraHeaders = initHeaders(query, context.options.httpHeadersOverwriteParam, batch);
   return extraHeaders ? { ...req.headers, ...extraHeaders } : req.headers;
 }
 
-function startSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null, bytes: number): AnySession {
+function startSession(
+  context: HandlerContext,
+  req: IncomingMessage,
+  query: Query,
+  requestId: number,
+  batch: ForwardBatch | null,
+  bytes: number,
+): AnySession {
   retireOldSession(context, query);
   const session = newSession(context, req, query, requestId, batch);
   try {
@@ -370,7 +456,13 @@ function retireElsewhere(context: HandlerContext, query: Query): void {
   adapter.retire(sid, query.OAID === undefined ? null : arrayId(query.OAID, 'OAID'));
 }
 
-function newSession(context: HandlerContext, req: IncomingMessage, query: Query, requestId: number, batch: ForwardBatch | null): AnySession {
+function newSession(
+  context: HandlerContext,
+  req: IncomingMessage,
+  query: Query,
+  requestId: number,
+  batch: ForwardBatch | null,
+): AnySession {
   const { options } = context;
   const id = newSessionId(options.nodeId);
   const webChannel = isWebChannel(query, req);
@@ -410,10 +502,17 @@ function handshakeHeaders(req: IncomingMessage, session: AnySession): Record<str
 // 10
 // [1,57,312]
 // ```
-async function forward(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: AnySession): Promise<void> {
+async function forward(
+  context: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: Query,
+  session: AnySession,
+): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
-  const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts)
-    .catch((error: unknown) => stopIfTooLarge(session, error));
+  const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts).catch(
+    (error: unknown) => stopIfTooLarge(session, error),
+  );
   context.host.observer.bytesIn += bytes;
   if (isClosed(session)) throw unknownSession();
   const overflow = session.receive(requestId, batch, bytes);
@@ -453,8 +552,15 @@ async function stopIfTooLarge(session: AnySession, error: unknown): Promise<neve
 // stream; anything else ends it after each chunk. `RID` is always the
 // literal `rpc` here. A long poll may ask, with `TO`, to be answered
 // sooner than the usual heartbeat.
-function backChannel(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: AnySession | null): void {
-  if (query.TYPE !== 'xmlhttp' && query.TYPE !== 'html') throw badQuery('GET /bind needs TYPE=xmlhttp, html or terminate');
+function backChannel(
+  context: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: Query,
+  session: AnySession | null,
+): void {
+  if (query.TYPE !== 'xmlhttp' && query.TYPE !== 'html')
+    throw badQuery('GET /bind needs TYPE=xmlhttp, html or terminate');
   if (!session) throw badQuery('Back channel needs a SID');
   if (query.RID !== 'rpc') throw badQuery('Back channel needs RID=rpc');
   const framing = framingFor(query.TYPE, domainOf(query));
@@ -472,7 +578,13 @@ function backChannel(context: HandlerContext, req: IncomingMessage, res: ServerR
 // WebChannel, a `navigator.sendBeacon` POST with an empty body. Either way
 // the session closes with `Disconnected` once every earlier `RID` has been
 // handled, so a goodbye never overtakes the last messages.
-async function terminate(context: HandlerContext, req: IncomingMessage, res: ServerResponse, query: Query, session: AnySession | null): Promise<void> {
+async function terminate(
+  context: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: Query,
+  session: AnySession | null,
+): Promise<void> {
   if (!session) throw badQuery('Terminate needs a SID');
   const requestId = integerParam(query.RID, 'RID');
   if (req.method === 'POST') await readBatch(req, context.options, context.bodyTimeouts);
@@ -486,7 +598,8 @@ async function terminate(context: HandlerContext, req: IncomingMessage, res: Ser
 // Numbers on the wire are plain decimal integers; `AID` may be `-1`
 // (nothing received yet). Anything else is a `400` naming the parameter.
 function integerParam(text: string | undefined, name: string): number {
-  if (text === undefined || !/^\d{1,15}$/.test(text)) throw badQuery(`${name} must be a non-negative integer`);
+  if (text === undefined || !/^\d{1,15}$/.test(text))
+    throw badQuery(`${name} must be a non-negative integer`);
   return Number(text);
 }
 
@@ -526,7 +639,12 @@ function notFound(): ProtocolError {
 //
 // Every error answer is also a refusal the app hears of
 // (`channel.on('refused')`, `stats()`, `NODE_DEBUG`; see `observe.ts`).
-function fail(context: HandlerContext, req: IncomingMessage, res: ServerResponse, error: unknown): void {
+function fail(
+  context: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: unknown,
+): void {
   if (!(error instanceof ProtocolError)) context.onAppError(error, null);
   if (res.headersSent || res.destroyed) return void res.destroy();
   const status = error instanceof ProtocolError ? error.status : 500;

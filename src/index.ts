@@ -69,8 +69,11 @@ export { sessionStream, type SessionStreamOptions } from './stream.ts';
 // connect. `next` is optional; without it, requests that are not ours get
 // a `404`.
 /** Called once for every new session. */
-export type ConnectHandler<In = unknown, Out = unknown, Data extends object = Record<string, unknown>> =
-  (session: Session<In, Out, Data>, req: IncomingMessage) => void;
+export type ConnectHandler<
+  In = unknown,
+  Out = unknown,
+  Data extends object = Record<string, unknown>,
+> = (session: Session<In, Out, Data>, req: IncomingMessage) => void;
 
 /** Options of {@link BrowserChannelMiddleware.shutdown}. */
 export interface ShutdownOptions {
@@ -79,7 +82,11 @@ export interface ShutdownOptions {
 }
 
 /** The middleware's events and their listeners. */
-export interface ChannelEvents<In = unknown, Out = unknown, Data extends object = Record<string, unknown>> {
+export interface ChannelEvents<
+  In = unknown,
+  Out = unknown,
+  Data extends object = Record<string, unknown>,
+> {
   /** App code threw and no session `error` listener took it (`session` is null outside one). */
   error: (error: unknown, session: Session<In, Out, Data> | null) => void;
   /** A new session, after `onConnect` ran. */
@@ -89,8 +96,11 @@ export interface ChannelEvents<In = unknown, Out = unknown, Data extends object 
 }
 
 /** The middleware returned by the factory. */
-export interface BrowserChannelMiddleware<In = unknown, Out = unknown,
-  Data extends object = Record<string, unknown>> {
+export interface BrowserChannelMiddleware<
+  In = unknown,
+  Out = unknown,
+  Data extends object = Record<string, unknown>,
+> {
   /** Handles a request under `base`, or passes it to `next`. */
   (req: IncomingMessage, res: ServerResponse, next?: Next): void;
   /** Closes every session with `reason` (default `"Server closed"`). No timer of ours is left. */
@@ -117,11 +127,15 @@ export interface BrowserChannelMiddleware<In = unknown, Out = unknown,
   /** Counters since the server started. */
   stats(): ChannelStats;
   /** Adds a listener for a middleware event. */
-  on<E extends keyof ChannelEvents<In, Out, Data>>(event: E,
-    listener: ChannelEvents<In, Out, Data>[E]): this;
+  on<E extends keyof ChannelEvents<In, Out, Data>>(
+    event: E,
+    listener: ChannelEvents<In, Out, Data>[E],
+  ): this;
   /** Removes a listener. */
-  off<E extends keyof ChannelEvents<In, Out, Data>>(event: E,
-    listener: ChannelEvents<In, Out, Data>[E]): this;
+  off<E extends keyof ChannelEvents<In, Out, Data>>(
+    event: E,
+    listener: ChannelEvents<In, Out, Data>[E],
+  ): this;
 }
 
 // ## The factory
@@ -133,18 +147,22 @@ export interface BrowserChannelMiddleware<In = unknown, Out = unknown,
  * Creates BrowserChannel middleware with default options.
  * @param onConnect - called with each new session and the request that created it.
  */
-export function browserChannel<In = unknown, Out = unknown,
-  Data extends object = Record<string, unknown>>(
-  onConnect?: ConnectHandler<In, Out, Data>,
-): BrowserChannelMiddleware<In, Out, Data>;
+export function browserChannel<
+  In = unknown,
+  Out = unknown,
+  Data extends object = Record<string, unknown>,
+>(onConnect?: ConnectHandler<In, Out, Data>): BrowserChannelMiddleware<In, Out, Data>;
 /**
  * Creates BrowserChannel middleware.
  * @param options - see {@link BrowserChannelOptions}.
  * @param onConnect - called with each new session and the request that created it.
  * @throws TypeError - when an option is invalid.
  */
-export function browserChannel<In = unknown, Out = unknown,
-  Data extends object = Record<string, unknown>>(
+export function browserChannel<
+  In = unknown,
+  Out = unknown,
+  Data extends object = Record<string, unknown>,
+>(
   options: BrowserChannelOptions | null | undefined,
   onConnect?: ConnectHandler<In, Out, Data>,
 ): BrowserChannelMiddleware<In, Out, Data>;
@@ -153,8 +171,10 @@ export function browserChannel(
   second?: ConnectHandler,
 ): BrowserChannelMiddleware {
   const rawOptions = typeof first === 'function' ? {} : (first ?? {});
-  const onConnect = (typeof first === 'function' ? first : (second ?? (() => {}))) as
-    (session: AnySession, req: IncomingMessage) => void;
+  const onConnect = (typeof first === 'function' ? first : (second ?? (() => {}))) as (
+    session: AnySession,
+    req: IncomingMessage,
+  ) => void;
   if (typeof onConnect !== 'function') {
     throw new TypeError('browserChannel: onConnect must be a function, got ' + typeof onConnect);
   }
@@ -165,8 +185,10 @@ export function browserChannel(
   const adapter: Adapter = resolved.adapter ?? new MemoryAdapter();
   // An adapter that relays requests between processes routes on the node
   // id in every session id, so a server without a `nodeId` gets a random one.
-  const options = resolved.nodeId === null && adapter.relay
-    ? { ...resolved, nodeId: randomBytes(6).toString('hex') } : resolved;
+  const options =
+    resolved.nodeId === null && adapter.relay
+      ? { ...resolved, nodeId: randomBytes(6).toString('hex') }
+      : resolved;
 
   // ### Where app exceptions go
   //
@@ -174,7 +196,11 @@ export function browserChannel(
   // `console.error`: never swallowed, never thrown into the HTTP layer.
   const onAppError = (error: unknown, session: AnySession | null): void => {
     if (events.listenerCount('error') > 0) events.emit('error', error, session);
-    else console.error(`browserchannel: unhandled error${session ? ` in session ${session.id}` : ''}:`, error);
+    else
+      console.error(
+        `browserchannel: unhandled error${session ? ` in session ${session.id}` : ''}:`,
+        error,
+      );
   };
   // The app's own listeners on the middleware are fenced like the
   // session's: a throwing `refused` listener must not break a response.
@@ -197,7 +223,9 @@ export function browserChannel(
   const host: SessionHost = {
     limits: options,
     keepAliveInterval: options.keepAliveInterval,
-    idle: new Deadlines<Downlink>(options.sessionTimeoutInterval, (session) => session.close('Timed out')),
+    idle: new Deadlines<Downlink>(options.sessionTimeoutInterval, (session) =>
+      session.close('Timed out'),
+    ),
     adapter,
     observer,
     forget: (session, reason) => {
@@ -209,7 +237,13 @@ export function browserChannel(
   const bodies = bodyTimeouts(options.bodyTimeout);
   const gate = { draining: false };
   const handler = createHandler({
-    options, sessions, onConnect, onAppError, host, bodyTimeouts: bodies, gate,
+    options,
+    sessions,
+    onConnect,
+    onAppError,
+    host,
+    bodyTimeouts: bodies,
+    gate,
     opened: (session) => emit('session', session),
     refused: (refusal) => {
       observer.refusedWith(refusal);
@@ -253,7 +287,8 @@ export function browserChannel(
     shutdown,
     adapter,
     to: (rooms: string | readonly string[]) => new BroadcastTarget(adapter, EVERYONE).to(rooms),
-    except: (who: Exclusion | readonly Exclusion[]) => new BroadcastTarget(adapter, EVERYONE).except(who),
+    except: (who: Exclusion | readonly Exclusion[]) =>
+      new BroadcastTarget(adapter, EVERYONE).except(who),
     send: (data: unknown) => new BroadcastTarget(adapter, EVERYONE).send(data),
     sessionIds: () => adapter.sessionIds(EVERYONE),
     stats: () => observer.snapshot(),
@@ -276,7 +311,9 @@ export function browserChannel(
 // gone, or `timeout` passes, whichever is first. `drain` and `close` are
 // the session's own signals, so nothing polls.
 function allAcknowledged(sessions: AnySession[], timeout: number): Promise<void> {
-  const waiting = sessions.filter((session) => session.state !== 'closed' && session.bufferedBytes > 0);
+  const waiting = sessions.filter(
+    (session) => session.state !== 'closed' && session.bufferedBytes > 0,
+  );
   if (waiting.length === 0) return Promise.resolve();
   return new Promise((resolve) => {
     let left = waiting.length;

@@ -130,8 +130,12 @@ export class Observer {
     this.sessionsCreated++;
     this.sessionsOpen++;
     if (debug.enabled) {
-      debug('session %s open from %s (%d open)', shortId(session.id), session.address,
-        this.sessionsOpen);
+      debug(
+        'session %s open from %s (%d open)',
+        shortId(session.id),
+        session.address,
+        this.sessionsOpen,
+      );
     }
     if (channels.open.hasSubscribers) channels.open.publish({ session });
   }
@@ -149,8 +153,14 @@ export class Observer {
   refusedWith(refusal: Refusal): void {
     this.refused.set(refusal.status, (this.refused.get(refusal.status) ?? 0) + 1);
     if (debug.enabled) {
-      debug('refused %d %s %s %s: %s', refusal.status, refusal.code, refusal.method,
-        refusal.path, refusal.reason);
+      debug(
+        'refused %d %s %s %s: %s',
+        refusal.status,
+        refusal.code,
+        refusal.method,
+        refusal.path,
+        refusal.reason,
+      );
     }
     if (channels.refused.hasSubscribers) channels.refused.publish(refusal);
   }
@@ -173,7 +183,8 @@ export class Observer {
   }
 
   recycled(sessionId: string, chars: number): void {
-    if (debug.enabled) debug('back channel for %s recycled after %d chars', shortId(sessionId), chars);
+    if (debug.enabled)
+      debug('back channel for %s recycled after %d chars', shortId(sessionId), chars);
   }
 
   /** Logs a line when debugging is on; `format` as in `util.format`. */

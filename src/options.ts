@@ -6,7 +6,10 @@
 // validation; every other module reads the frozen, fully resolved copy.
 //
 // ```ts
-// browserChannel({ base: '/chat', cors: 'https://app.example', keepAliveInterval: 15000 }, onConnect)
+// browserChannel(
+//   { base: '/chat', cors: 'https://app.example', keepAliveInterval: 15000 },
+//   onConnect,
+// )
 // ```
 //
 // A wrong option is programmer misuse, so it throws a `TypeError` naming the
@@ -54,15 +57,15 @@ export interface BrowserChannelOptions {
   server?: Closable | null;
   /** Largest forward-channel body accepted, in bytes. Default 1 MiB; larger gets `413`. */
   maxBodyBytes?: number;
-  /** Most maps in one forward-channel request. Default 1000 (the Closure client's own batch limit); more gets `400`. */
+  /** Most maps per forward request. Default 1000 (the Closure client's batch); more: `400`. */
   maxMapsPerRequest?: number;
   /** Most keys in one map. Default 1000; more gets `400`. */
   maxKeysPerMap?: number;
-  /** Most forward requests a session holds while waiting for an earlier `RID`. Default 50; more closes the session. */
+  /** Requests held while waiting for an earlier `RID`. Default 50; more closes the session. */
   maxHeldRequests?: number;
-  /** Most body bytes a session holds while waiting for earlier `RID`s or map ids. Default 4 MiB; more closes the session. */
+  /** Bytes held waiting for earlier `RID`s or map ids. Default 4 MiB; more closes the session. */
   maxHeldBytes?: number;
-  /** Most JSON characters a session keeps unacknowledged. Default 16 MiB; more closes the session. */
+  /** JSON characters kept unacknowledged. Default 16 MiB; more closes the session. */
   maxBufferedBytes?: number;
   /** Most arrays a session keeps unacknowledged. Default 50000; more closes the session. */
   maxBufferedArrays?: number;
@@ -70,9 +73,9 @@ export interface BrowserChannelOptions {
   maxSessions?: number;
   /** Milliseconds a forward-channel body may take to arrive. Default 30000; slower gets `408`. */
   bodyTimeout?: number;
-  /** Names this process in session ids (`<nodeId>.<random>`), so a proxy can route on them. Default none. */
+  /** Names this process in session ids (`<nodeId>.<random>`), for routing. Default none. */
   nodeId?: string | null;
-  /** URL parameter that carries WebChannel's `httpHeadersOverwriteParam` headers. Default `$httpHeaders`. */
+  /** URL parameter carrying WebChannel's encoded init headers. Default `$httpHeaders`. */
   httpHeadersOverwriteParam?: string;
   /** Decides whether a client may have a session (see `auth.ts`). Default: everyone may. */
   allowRequest?: AllowRequest | null;
@@ -163,11 +166,17 @@ const DEFAULTS = {
 const MAX_TIMER = 2 ** 31 - 1;
 type Checker = (name: string, value: unknown) => unknown;
 const CHECKERS: Record<keyof BrowserChannelOptions, Checker> = {
-  base: (name, value) => normaliseBase(value === undefined ? DEFAULTS.base : value as string),
+  base: (name, value) => normaliseBase(value === undefined ? DEFAULTS.base : (value as string)),
   hostPrefixes: (name, value) => hostnames(name, value),
   keepAliveInterval: (name, value) => timer(name, value ?? DEFAULTS.keepAliveInterval),
   sessionTimeoutInterval: (name, value) => timer(name, value ?? DEFAULTS.sessionTimeoutInterval),
-  cors: (name, value) => oneOf(name, value ?? null, ['string', 'function'], 'a string or a function (req, res) => string'),
+  cors: (name, value) =>
+    oneOf(
+      name,
+      value ?? null,
+      ['string', 'function'],
+      'a string or a function (req, res) => string',
+    ),
   corsAllowCredentials: (name, value) => oneOf(name, value ?? false, ['boolean'], 'a boolean'),
   headers: (name, value) => headerObject(name, value ?? {}),
   server: (name, value) => closable(name, value ?? null),
@@ -178,27 +187,34 @@ const CHECKERS: Record<keyof BrowserChannelOptions, Checker> = {
   maxHeldBytes: (name, value) => count(name, value ?? DEFAULTS.maxHeldBytes),
   maxBufferedBytes: (name, value) => count(name, value ?? DEFAULTS.maxBufferedBytes),
   maxBufferedArrays: (name, value) => count(name, value ?? DEFAULTS.maxBufferedArrays),
-  maxSessions: (name, value) => (value === undefined || value === Infinity ? Infinity : count(name, value)),
+  maxSessions: (name, value) =>
+    value === undefined || value === Infinity ? Infinity : count(name, value),
   bodyTimeout: (name, value) => timer(name, value ?? DEFAULTS.bodyTimeout),
   nodeId: (name, value) => checkNodeId(value ?? null),
-  httpHeadersOverwriteParam: (name, value) => paramName(name, value ?? DEFAULTS.httpHeadersOverwriteParam),
-  allowRequest: (name, value) => oneOf(name, value ?? null, ['function'], 'a function (req, info) => verdict'),
+  httpHeadersOverwriteParam: (name, value) =>
+    paramName(name, value ?? DEFAULTS.httpHeadersOverwriteParam),
+  allowRequest: (name, value) =>
+    oneOf(name, value ?? null, ['function'], 'a function (req, info) => verdict'),
   adapter: (name, value) => adapterShape(name, value ?? null),
 };
 
 /**
  * Applies defaults and validates options.
- * @throws TypeError - naming the option when a name is unknown or a value has the wrong type or range.
+ * @throws TypeError - naming the option, for an unknown name or a wrong type or range.
  */
 export function resolveOptions(options: BrowserChannelOptions = {}): ResolvedOptions {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`browserChannel: options must be an object, got ${describe(options)}`
-      + (typeof options === 'string' ? ' (pass { base: "…" } to set the URL prefix)' : ''));
+    throw new TypeError(
+      `browserChannel: options must be an object, got ${describe(options)}` +
+        (typeof options === 'string' ? ' (pass { base: "…" } to set the URL prefix)' : ''),
+    );
   }
   for (const key of Object.keys(options)) {
     if (Object.hasOwn(CHECKERS, key)) continue;
     const near = nearest(key, Object.keys(CHECKERS));
-    throw new TypeError(`browserChannel: unknown option \`${key}\`${near ? ` (did you mean \`${near}\`?)` : ''}`);
+    throw new TypeError(
+      `browserChannel: unknown option \`${key}\`${near ? ` (did you mean \`${near}\`?)` : ''}`,
+    );
   }
   const resolved: Record<string, unknown> = {};
   for (const [name, check] of Object.entries(CHECKERS)) {
@@ -215,9 +231,11 @@ export function resolveOptions(options: BrowserChannelOptions = {}): ResolvedOpt
 // canonical spelling: a leading slash, no trailing slash, and the root as `""`.
 /** Normalises a base path: `"channel/"` → `"/channel"`, `"/"` → `""`. */
 export function normaliseBase(base: string): string {
-  if (typeof base !== 'string') throw new TypeError(`browserChannel: option \`base\` must be a string, got ${describe(base)}`);
+  if (typeof base !== 'string')
+    throw new TypeError(`browserChannel: option \`base\` must be a string, got ${describe(base)}`);
   const trimmed = base.replace(/^\/+|\/+$/g, '');
-  if (/[?#\s]/.test(trimmed)) throw new TypeError('browserChannel: option `base` must be a path, without `?`, `#` or spaces');
+  if (/[?#\s]/.test(trimmed))
+    throw new TypeError('browserChannel: option `base` must be a path, without `?`, `#` or spaces');
   return trimmed === '' ? '' : `/${trimmed}`;
 }
 
@@ -229,7 +247,8 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string') return `string ${JSON.stringify(value.slice(0, 40))}`;
-  if (typeof value === 'number' || typeof value === 'boolean') return `${typeof value} ${String(value)}`;
+  if (typeof value === 'number' || typeof value === 'boolean')
+    return `${typeof value} ${String(value)}`;
   return typeof value;
 }
 
@@ -240,7 +259,8 @@ function fail(name: string, must: string, value: unknown): never {
 // Node clamps a timer outside 1 … 2^31−1 ms to 1 ms: `Infinity` as a
 // heartbeat interval would send hundreds of heartbeats a second.
 function timer(name: string, value: unknown): number {
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_TIMER) return value;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_TIMER)
+    return value;
   return fail(name, `a whole number of milliseconds from 1 to ${MAX_TIMER}`, value);
 }
 
@@ -254,7 +274,9 @@ function oneOf(name: string, value: unknown, types: string[], must: string): unk
   return fail(name, must, value);
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+// A label: letters, digits and inner hyphens; a hostname: labels joined by dots.
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?';
+const HOSTNAME = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
 
 /** Whether `text` has the shape of a DNS hostname. */
 export function isHostname(text: string): boolean {
@@ -271,10 +293,13 @@ function hostnames(name: string, value: unknown): string[] {
 }
 
 function headerObject(name: string, value: unknown): Record<string, string> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail(name, 'an object of header names to strings', value);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return fail(name, 'an object of header names to strings', value);
   for (const [key, item] of Object.entries(value)) {
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) fail(name, 'an object whose keys are header names', key);
-    if (typeof item !== 'string' || /[\r\n]/.test(item)) fail(`${name}.${key}`, 'a string without line breaks', item);
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key))
+      fail(name, 'an object whose keys are header names', key);
+    if (typeof item !== 'string' || /[\r\n]/.test(item))
+      fail(`${name}.${key}`, 'a string without line breaks', item);
   }
   return value as Record<string, string>;
 }
@@ -288,7 +313,9 @@ function closable(name: string, value: unknown): unknown {
 function adapterShape(name: string, value: unknown): unknown {
   if (value === null) return null;
   const methods = ['attach', 'join', 'leave', 'leaveAll', 'broadcast', 'sessionIds', 'close'];
-  const missing = methods.filter((method) => typeof (value as Record<string, unknown>)[method] !== 'function');
+  const missing = methods.filter(
+    (method) => typeof (value as Record<string, unknown>)[method] !== 'function',
+  );
   if (typeof value === 'object' && missing.length === 0) return value;
   return fail(name, `an Adapter${missing.length ? ` (missing ${missing.join(', ')})` : ''}`, value);
 }
@@ -301,7 +328,8 @@ function paramName(name: string, value: unknown): string {
 // A node id becomes the start of every session id, so it must survive a
 // query string and a proxy's routing rule unescaped.
 function checkNodeId(nodeId: unknown): string | null {
-  if (nodeId === null || (typeof nodeId === 'string' && /^[A-Za-z0-9_-]{1,32}$/.test(nodeId))) return nodeId;
+  if (nodeId === null || (typeof nodeId === 'string' && /^[A-Za-z0-9_-]{1,32}$/.test(nodeId)))
+    return nodeId;
   return fail('nodeId', '1-32 characters of A-Z, a-z, 0-9, _ or -', nodeId);
 }
 
@@ -315,9 +343,10 @@ function nearest(key: string, names: string[]): string | null {
   let bestDistance = Infinity;
   for (const name of names) {
     const lower = key.toLowerCase();
-    const distance = name.toLowerCase().includes(lower) || lower.includes(name.toLowerCase())
-      ? Math.abs(name.length - key.length) / 10
-      : editDistance(lower, name.toLowerCase());
+    const distance =
+      name.toLowerCase().includes(lower) || lower.includes(name.toLowerCase())
+        ? Math.abs(name.length - key.length) / 10
+        : editDistance(lower, name.toLowerCase());
     if (distance < bestDistance) [best, bestDistance] = [name, distance];
   }
   return bestDistance <= Math.max(2, key.length * 0.4) ? best : null;
@@ -328,7 +357,11 @@ function editDistance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
     for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      next[j] = Math.min(
+        row[j]! + 1,
+        next[j - 1]! + 1,
+        row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
     }
     row = next;
   }

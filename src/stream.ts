@@ -58,8 +58,10 @@ function decodeJsonText(message: unknown): unknown {
  * @param session - a session that is not closed; the stream takes over its `message` events.
  * @returns a stream that reads the client's messages and writes to the client.
  */
-export function sessionStream(session: Session<unknown, unknown, object>,
-  options: SessionStreamOptions = {}): Duplex {
+export function sessionStream(
+  session: Session<unknown, unknown, object>,
+  options: SessionStreamOptions = {},
+): Duplex {
   const decode = options.decode ?? decodeJsonText;
   const highWaterBytes = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
   const maxQueuedWrites = options.maxQueuedWrites ?? DEFAULT_MAX_QUEUED_WRITES;
@@ -108,7 +110,12 @@ export function sessionStream(session: Session<unknown, unknown, object>,
 // ShareDB reads every chunk as it comes.
 type Decode = (message: unknown) => unknown;
 
-function readFromSession(session: AnySession, stream: Duplex, message: unknown, decode: Decode): void {
+function readFromSession(
+  session: AnySession,
+  stream: Duplex,
+  message: unknown,
+  decode: Decode,
+): void {
   let chunk: unknown;
   try {
     chunk = decode(message);

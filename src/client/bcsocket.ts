@@ -38,13 +38,13 @@ export interface BCSocketOptions {
   prev?: BCSocket | null;
   /** Give up at the first failed request instead of retrying. */
   failFast?: boolean;
-  /** Random token sent on every request so a proxy can keep this socket on one server; `null` turns it off. */
+  /** Random token on every request, so a proxy can keep this socket on one server; `null`: none. */
   affinity?: string | null;
   /** Name of the affinity parameter. Default `a`. */
   affinityParam?: string;
   /** Skip the buffering test and stream (`true`) or long-poll (`false`). Default: test once. */
   streaming?: boolean;
-  /** Send cookies cross-origin (`credentials: 'include'`); needs `corsAllowCredentials`. Default false. */
+  /** Send cookies cross-origin (`credentials: 'include'`); needs `corsAllowCredentials`. */
   crossDomainXhr?: boolean;
   /** Milliseconds any request may take before it is abandoned and retried. Default 45000. */
   timeout?: number;
@@ -56,7 +56,7 @@ export interface BCMessageEvent {
   readonly data: unknown;
 }
 
-/** A listener for `addEventListener`: `message` listeners get a {@link BCMessageEvent}, `error` and `close` ones a string. */
+/** A listener: `message` ones get a {@link BCMessageEvent}, `error` and `close` ones a string. */
 export type Listener = (...args: unknown[]) => void;
 
 // ## Ready states
@@ -77,9 +77,14 @@ const CLOSED = 3;
 const FINAL: ReadonlySet<EndKind> = new Set(['local', 'stop', 'closed', 'refused']);
 
 // In a page, `window`; elsewhere (Node, workers without it) nothing.
-function pageScope(): { addEventListener(type: string, listener: () => void): void; removeEventListener(type: string, listener: () => void): void } | null {
+function pageScope(): {
+  addEventListener(type: string, listener: () => void): void;
+  removeEventListener(type: string, listener: () => void): void;
+} | null {
   const scope = globalThis as { window?: unknown; addEventListener?: unknown };
-  return scope.window === globalThis && typeof scope.addEventListener === 'function' ? (globalThis as never) : null;
+  return scope.window === globalThis && typeof scope.addEventListener === 'function'
+    ? (globalThis as never)
+    : null;
 }
 
 // ## The socket
@@ -240,10 +245,12 @@ export class BCSocket {
   // When a channel ends, remember its session for `OSID`, report the
   // reason, and decide whether another session follows.
   private ended(channel: Channel, kind: EndKind, message: string): void {
-    if (channel.sessionId) this.previous = { sessionId: channel.sessionId, lastArrayId: channel.lastArrayId };
+    if (channel.sessionId)
+      this.previous = { sessionId: channel.sessionId, lastArrayId: channel.lastArrayId };
     this.channel = null;
     if (kind !== 'local') this.fire('error', message);
-    const again = this.options.reconnect === true && !FINAL.has(kind) && this.readyState !== CLOSING;
+    const again =
+      this.options.reconnect === true && !FINAL.has(kind) && this.readyState !== CLOSING;
     this.closed(message);
     if (!again) return;
     const delay = kind === 'unknown-session' ? 0 : this.backoff();
@@ -264,7 +271,8 @@ export class BCSocket {
   /** @internal The newest session of this socket, for another socket's `prev`. */
   lastSession(): { sessionId: string; lastArrayId: number } | null {
     const channel = this.channel;
-    if (channel?.sessionId) return { sessionId: channel.sessionId, lastArrayId: channel.lastArrayId };
+    if (channel?.sessionId)
+      return { sessionId: channel.sessionId, lastArrayId: channel.lastArrayId };
     return this.previous;
   }
 

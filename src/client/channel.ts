@@ -31,7 +31,7 @@ export interface ChannelOptions {
   readonly extraParams: Readonly<Record<string, string>>;
   /** Headers added to every request (cross-origin, they cost a preflight). */
   readonly extraHeaders: Readonly<Record<string, string>>;
-  /** Back channels stream (`CI=0`) when true, end after each chunk (`CI=1`) when false, are tested when null. */
+  /** Back channels stream (`CI=0`) if true, long-poll (`CI=1`) if false, are tested if null. */
   readonly streaming: boolean | null;
   /** Give up at the first failed request instead of retrying. */
   readonly failFast: boolean;
@@ -44,7 +44,8 @@ export interface ChannelOptions {
 }
 
 /** Why a channel ended. */
-export type EndKind = 'local' | 'stop' | 'closed' | 'refused' | 'unknown-session' | 'network' | 'failed';
+export type EndKind =
+  'local' | 'stop' | 'closed' | 'refused' | 'unknown-session' | 'network' | 'failed';
 
 /** Callbacks from a channel to its owner. */
 export interface ChannelEvents {
@@ -75,7 +76,10 @@ export interface ChannelEvents {
 // phrase: `Request refused with status 413 (Body larger than 1048576
 // bytes (maxBodyBytes))`.
 class Ended extends Error {
-  constructor(readonly kind: EndKind, message: string) {
+  constructor(
+    readonly kind: EndKind,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -84,7 +88,8 @@ async function check(response: Response, creating = false): Promise<Response> {
   const { status, statusText } = response;
   if (status === 200) return response;
   const body = await response.text().catch(() => '');
-  if (status === 400 && body.indexOf('Unknown SID') > 0) throw new Ended('unknown-session', 'Unknown session ID');
+  if (status === 400 && body.indexOf('Unknown SID') > 0)
+    throw new Ended('unknown-session', 'Unknown session ID');
   const reason = statusText ? ` (${statusText})` : '';
   const final = status === 413 || (creating && (status === 401 || status === 403));
   if (final) throw new Ended('refused', `Request refused with status ${status}${reason}`);
@@ -110,7 +115,8 @@ const DEFAULT_WATCHDOG_MS = 45_000;
 const RETRIES = 3;
 const MAX_MAPS_PER_REQUEST = 1000;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const retryDelay = (attempt: number): number => Math.min(5000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+const retryDelay = (attempt: number): number =>
+  Math.min(5000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
 
 // ## The channel
 /** One BrowserChannel session seen from the client. */
@@ -184,14 +190,27 @@ export class Channel {
     const batch = this.pending.slice(0, MAX_MAPS_PER_REQUEST);
     const previous = this.options.previous;
     const url = channelUrl(this.options.base, '/bind', {
-      VER: 8, RID: this.nextRid++, CVER: this.options.appVersion, t: 1,
-      OSID: previous?.sessionId, OAID: previous?.lastArrayId, ...this.options.extraParams,
+      VER: 8,
+      RID: this.nextRid++,
+      CVER: this.options.appVersion,
+      t: 1,
+      OSID: previous?.sessionId,
+      OAID: previous?.lastArrayId,
+      ...this.options.extraParams,
     });
-    const init = { method: 'POST', body: encodeMaps(batch.map((m) => m.map), 0), headers: FORM };
+    const init = {
+      method: 'POST',
+      body: encodeMaps(
+        batch.map((m) => m.map),
+        0,
+      ),
+      headers: FORM,
+    };
     const text = await this.exchange(url, init, (response) => response.text(), { creating: true });
     const [arrays] = new ChunkReader().push(text) as [Array<[number, unknown[]]>];
     const handshake = arrays?.[0]?.[1];
-    if (!Array.isArray(handshake) || handshake[0] !== 'c') throw new Ended('failed', 'No handshake from the server');
+    if (!Array.isArray(handshake) || handshake[0] !== 'c')
+      throw new Ended('failed', 'No handshake from the server');
     this.sessionId = String(handshake[1]);
     if (typeof handshake[5] === 'number' && handshake[5] > 0) this.watchdogMs = 1.5 * handshake[5];
     this.pending.splice(0, batch.length);
@@ -217,14 +236,18 @@ export class Channel {
   // server, which orders by `RID` and drops map ids it has seen, delivers
   // each map once.
   private async flushForward(): Promise<void> {
-    if (this.forwardBusy || this.over || this.sessionId === null || this.pending.length === 0) return;
+    if (this.forwardBusy || this.over || this.sessionId === null || this.pending.length === 0)
+      return;
     this.forwardBusy = true;
     const rid = this.nextRid++;
     for (let attempt = 0; !this.over; attempt++) {
       const batch = this.pending.slice(0, MAX_MAPS_PER_REQUEST);
       try {
         const url = this.bindUrl({ RID: rid, AID: this.lastArrayId });
-        const body = encodeMaps(batch.map((m) => m.map), batch[0]!.id);
+        const body = encodeMaps(
+          batch.map((m) => m.map),
+          batch[0]!.id,
+        );
         const init = { method: 'POST', body, headers: FORM };
         await this.exchange(url, init, (response) => response.text(), { keep: true });
         this.pending.splice(0, batch.length);
@@ -245,7 +268,7 @@ export class Channel {
   // in `AID`, what has arrived, so the server resends anything that was
   // lost with the previous one; ids already seen are skipped.
   private async backChannelLoop(): Promise<void> {
-    for (let attempt = 0; !this.over; ) {
+    for (let attempt = 0; !this.over;) {
       try {
         await this.backChannel();
         attempt = 0;
@@ -263,7 +286,12 @@ export class Channel {
     // to stay pending, and its timer kept the process alive for 45 s.
     controller.signal.addEventListener('abort', () => clearTimeout(watchdog));
     try {
-      const url = this.bindUrl({ RID: 'rpc', AID: this.lastArrayId, CI: this.streaming ? 0 : 1, TYPE: 'xmlhttp' });
+      const url = this.bindUrl({
+        RID: 'rpc',
+        AID: this.lastArrayId,
+        CI: this.streaming ? 0 : 1,
+        TYPE: 'xmlhttp',
+      });
       const response = await check(await this.fetch(url, { signal: controller.signal }));
       const reader = response.body!.getReader();
       const decoder = new TextDecoder();
@@ -271,7 +299,8 @@ export class Channel {
       for (let read = await reader.read(); !read.done && !this.over; read = await reader.read()) {
         clearTimeout(watchdog);
         watchdog = setTimeout(() => controller.abort(), this.watchdogMs);
-        for (const arrays of chunks.push(decoder.decode(read.value, { stream: true }))) this.receive(arrays as Array<[number, unknown]>);
+        for (const arrays of chunks.push(decoder.decode(read.value, { stream: true })))
+          this.receive(arrays as Array<[number, unknown]>);
       }
     } finally {
       clearTimeout(watchdog);
@@ -323,15 +352,21 @@ export class Channel {
   // answer (`Unknown SID`, a bad status) ends the channel at once.
   private async mayRetry(error: unknown, attempt: number): Promise<boolean> {
     if (this.over) return false;
-    if (error instanceof Ended) return this.end(error.kind, error.message), false;
-    if (this.options.failFast || attempt >= RETRIES) return this.end('network', 'General network error'), false;
+    if (error instanceof Ended) return (this.end(error.kind, error.message), false);
+    if (this.options.failFast || attempt >= RETRIES)
+      return (this.end('network', 'General network error'), false);
     await sleep(retryDelay(attempt));
     return !this.over;
   }
 
   // ## Plumbing
   private bindUrl(params: Record<string, string | number | undefined>): string {
-    return channelUrl(this.options.base, '/bind', { VER: 8, SID: this.sessionId ?? undefined, ...params, ...this.options.extraParams });
+    return channelUrl(this.options.base, '/bind', {
+      VER: 8,
+      SID: this.sessionId ?? undefined,
+      ...params,
+      ...this.options.extraParams,
+    });
   }
 
   // Every request carries the app's `extraHeaders`. Cross-origin, any

@@ -40,7 +40,8 @@ export class ChunkReader {
       const newline = this.pending.indexOf('\n');
       if (newline === -1) break;
       const length = Number(this.pending.slice(0, newline));
-      if (!Number.isInteger(length) || length < 0) throw new Error(`bad chunk length ${JSON.stringify(this.pending.slice(0, newline))}`);
+      if (!Number.isInteger(length) || length < 0)
+        throw new Error(`bad chunk length ${JSON.stringify(this.pending.slice(0, newline))}`);
       if (this.pending.length < newline + 1 + length) break;
       chunks.push(JSON.parse(this.pending.slice(newline + 1, newline + 1 + length)));
       this.pending = this.pending.slice(newline + 1 + length);

@@ -22,9 +22,14 @@ export type ClientMap = Record<string, string>;
 // cache GETs whatever the headers say. Parameters the app asked for
 // (`extraParams`, the affinity token) ride on every request.
 /** Builds `<base><path>?<params>` with a cache buster, skipping undefined values. */
-export function channelUrl(base: string, path: string, params: Record<string, string | number | undefined>): string {
+export function channelUrl(
+  base: string,
+  path: string,
+  params: Record<string, string | number | undefined>,
+): string {
   const query = new URLSearchParams();
-  for (const [name, value] of Object.entries(params)) if (value !== undefined) query.set(name, String(value));
+  for (const [name, value] of Object.entries(params))
+    if (value !== undefined) query.set(name, String(value));
   query.set('zx', Math.random().toString(36).slice(2, 10));
   return `${base}${path}?${query}`;
 }
