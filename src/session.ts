@@ -14,18 +14,17 @@
 //
 // This module owns what lives as long as the session: its identity and
 // state, what the app sends and how it is acknowledged, the inbox
-// (`inbox.ts`: maps put back in order on the way up), its rooms and the
-// app's `data`, and how it ends. Two layers under it are the same object
-// at run time: `backchannel.ts` writes arrays down to the client, and
-// `events.ts` types the events and fences the app's code. What every
-// session of a server shares (limits, the idle queue, the adapter, the
-// counters) lives once, in a `SessionHost`. The HTTP details stay in
-// `handler.ts`.
-/** The Session class: identity, state, sending, acknowledgement, rooms, closing. @module */
+// (`inbox.ts`: maps put back in order on the way up), and how it ends.
+// Three layers under it are the same object at run time: `backchannel.ts`
+// writes arrays down to the client, `events.ts` types the events and
+// fences the app's code, and `membership.ts` holds the app's `data` and
+// the session's rooms. What every session of a server shares (limits, the
+// idle queue, the adapter, the counters) lives once, in a `SessionHost`.
+// The HTTP details stay in `handler.ts`.
+/** The Session class: identity, state, sending, acknowledgement, closing. @module */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Downlink } from './backchannel.ts';
-import { AppEvents } from './events.ts';
-import { BroadcastTarget } from './broadcast.ts';
+import { Membership } from './membership.ts';
 import type { Deadlines } from './deadlines.ts';
 import { stringify } from './encoding.ts';
 import type { ClientMap, ForwardBatch, ForwardItem } from './maps.ts';
@@ -33,7 +32,7 @@ import { Inbox, type InboxLimits } from './inbox.ts';
 import type { SendCallback } from './outbox.ts';
 import { type Observer, shortId } from './observe.ts';
 import { type Query, parseUrl } from './query.ts';
-import { type Adapter, checkRoom } from './rooms.ts';
+import type { Adapter } from './rooms.ts';
 
 /** @internal A session of any type parameters, as the server's own code sees it. */
 export type AnySession = Session<unknown, unknown, object>;
@@ -108,7 +107,6 @@ export interface SessionLimits extends InboxLimits {
 const NOOP_JSON = '["noop"]';
 const STOP_JSON = '["stop"]';
 const CLOSE_JSON = '["close"]';
-const NO_ROOMS: ReadonlySet<string> = new Set();
 
 // ## The Session class
 //
@@ -133,7 +131,7 @@ const NO_ROOMS: ReadonlySet<string> = new Set();
  * @typeParam Data - the app's per-session state, `session.data`.
  */
 export class Session<In = unknown, Out = unknown, Data extends object = Record<string, unknown>>
-  extends AppEvents<In> {
+  extends Membership<In, Out, Data> {
   /** The session id (the `SID` on the wire). */
   readonly id: string;
   /** The client's address when the session was created. */
@@ -164,8 +162,6 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
   /** @internal */
   protected readonly host: SessionHost;
   private queryOrUrl: Query | string;
-  private roomSet: Set<string> | null = null;
-  private appData: Data | null = null;
 
   /** @internal Sessions are created by the handler and handed to `onConnect`. */
   constructor(host: SessionHost, init: SessionInit) {
@@ -199,66 +195,6 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
   /** The client's `CVER`, or null. */
   get appVersion(): string | null {
     return this.query.CVER ?? null;
-  }
-
-  // ## The app's own state
-  //
-  // `session.data` is the app's: who the user is, what they are allowed,
-  // anything it wants to find again from the session. We never read it.
-  // It is made on first use, so sessions whose app never looks carry no
-  // empty object.
-  /** The app's per-session state. Starts as `{}`; assign or mutate it freely. */
-  get data(): Data {
-    return (this.appData ??= {} as Data);
-  }
-
-  /** Replaces the app's per-session state. */
-  set data(value: Data) {
-    this.appData = value;
-  }
-
-  // ## Rooms
-  //
-  // Joining and leaving go through the server's adapter (`rooms.ts`),
-  // which keeps the index broadcasts use; the session keeps the other
-  // direction, its own room names, so that closing can leave them all.
-  // Both answer with a Promise: with an adapter for many processes, a
-  // join is done when every process will deliver the room's broadcasts
-  // here, which takes a round trip. In one process they resolve at once.
-  // A closed session joins nothing, and its Promise resolves all the same.
-  /** The rooms this session is in. */
-  get rooms(): ReadonlySet<string> {
-    return this.roomSet ?? NO_ROOMS;
-  }
-
-  /**
-   * Joins `room`. Resolves once broadcasts to the room reach this session.
-   * @throws TypeError - if `room` is not a string of 1 to 256 characters.
-   */
-  join(room: string): Promise<void> {
-    checkRoom(room);
-    if (this.state === 'closed' || this.roomSet?.has(room)) return Promise.resolve();
-    (this.roomSet ??= new Set()).add(room);
-    return this.host.adapter.join(this, room);
-  }
-
-  /** Leaves `room`. Resolves once broadcasts to the room no longer reach this session. */
-  leave(room: string): Promise<void> {
-    checkRoom(room);
-    if (!this.roomSet?.delete(room)) return Promise.resolve();
-    if (this.roomSet.size === 0) this.roomSet = null;
-    return this.host.adapter.leave(this, room);
-  }
-
-  // `session.to(room)` is the usual way for one client's message to reach
-  // the others in its room: the room, less the session itself.
-  /** A broadcast target: the members of `rooms`, except this session. */
-  to(rooms: string | readonly string[]): BroadcastTarget<Out> {
-    return new BroadcastTarget<Out>(this.host.adapter, {
-      rooms: null,
-      exceptRooms: [],
-      exceptIds: [this.id],
-    }).to(rooms);
   }
 
   // ## Sending
@@ -431,10 +367,10 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
     this.host.idle.cancel(this);
     this.endBackChannel();
     this.inbox.clear();
-    if (this.roomSet !== null) this.host.adapter.leaveAll(this);
+    this.leaveAllRooms();
     this.host.forget(this, reason);
     this.emitApp('close', reason);
-    this.roomSet = null;
+    this.forgetRooms();
     const error = new Error(reason);
     for (const callback of this.outbox.drain()) this.callApp(callback, error);
   }
