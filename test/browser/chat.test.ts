@@ -119,11 +119,19 @@ test('the WebChannel mode chats with a BCSocket page', async () => {
 });
 
 test('a nickname that breaks the rule is refused before a session exists, and the page says why', async () => {
-  const before = chat.channel.sessionCount;
+  const created: string[] = [];
+  const refused: number[] = [];
+  const onSession = (session: { query: Record<string, string> }): void => void created.push(session.query.nick ?? '');
+  const onRefused = (refusal: { status: number }): void => void refused.push(refusal.status);
+  chat.channel.on('session', onSession);
+  chat.channel.on('refused', onRefused);
   const page = await browser.newPage({ viewport: { width: 900, height: 640 } });
   await page.goto(`${base}/?nick=${encodeURIComponent('<script>')}`);
   await waitFor(page, "document.body.dataset.status === 'refused'");
   assert.match(await page.textContent('#messages') ?? '', /Not admitted: Request refused with status 403 \(Nickname: 1 to 24/);
-  assert.equal(chat.channel.sessionCount, before);
+  chat.channel.off('session', onSession);
+  chat.channel.off('refused', onRefused);
+  assert.deepEqual(created, [], 'no session was created');
+  assert.deepEqual(refused, [403], 'one refusal, no retry');
   await page.close();
 });
