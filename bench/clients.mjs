@@ -14,7 +14,20 @@ import http from 'node:http';
 export const agent = new http.Agent({ keepAlive: true, maxSockets: 4096 });
 
 // ## HTTP helpers
-export function call(port, method, path, body, headers = {}) {
+//
+// A keep-alive socket that the server closes just as a request goes out on
+// it fails with ECONNRESET before any answer; such a request never reached
+// the server, and is sent once more on a fresh socket.
+export async function call(port, method, path, body, headers = {}) {
+  try {
+    return await callOnce(port, method, path, body, headers);
+  } catch (error) {
+    if (error.code !== 'ECONNRESET' || !error.reusedSocket) throw error;
+    return callOnce(port, method, path, body, headers);
+  }
+}
+
+function callOnce(port, method, path, body, headers) {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
       let text = '';
@@ -23,7 +36,7 @@ export function call(port, method, path, body, headers = {}) {
       res.on('end', () => resolve({ status: res.statusCode, body: text }));
       res.on('error', reject);
     });
-    req.on('error', reject);
+    req.on('error', (error) => reject(Object.assign(error, { reusedSocket: req.reusedSocket })));
     req.end(body);
   });
 }

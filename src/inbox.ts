@@ -64,9 +64,13 @@ function holdsFor(limits: InboxLimits): InboxHolds {
 class MapOrder extends Sequencer<ForwardItem> {
   constructor(
     private readonly receiver: MapReceiver,
-    limits: HoldLimits,
+    private readonly limits: HoldLimits,
   ) {
-    super(0, limits);
+    super(0);
+  }
+
+  protected holdLimits(): HoldLimits {
+    return this.limits;
   }
 
   protected release(item: ForwardItem): void {
@@ -98,7 +102,13 @@ export class Inbox extends Sequencer<() => void> {
     private readonly options: InboxLimits,
     private readonly receiver: MapReceiver,
   ) {
-    super(firstRequestId, holdsFor(options).requests);
+    super(firstRequestId);
+  }
+
+  // Looked up when a request has to wait, rather than kept: one field
+  // less on every session.
+  protected holdLimits(): HoldLimits {
+    return holdsFor(this.options).requests;
   }
 
   protected release(run: () => void): void {
