@@ -12,7 +12,8 @@
 // model, cores, Node version) and the date. `npm run bench -- --save`
 // writes them over the tracked bench/results.* instead, which is what the
 // README quotes; only a full run (no BENCH_ONLY, no BENCH_PEERS) may be
-// saved.
+// saved. For instruction counts that do not move with the machine's load,
+// see bench/callgrind.mjs.
 //
 // Two figures per throughput scenario. The rate is what the client saw.
 // On two cores the generator shares the machine with the server, and a
@@ -36,7 +37,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 2000);
 const MEMORY_SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10_000);
 const ROOM_SIZE = Number(process.env.BENCH_ROOM ?? 1000);
-const SAVE = process.argv.includes('--save');
+// `npm run bench -- --save` (npm keeps a bare `--save` for itself and
+// passes nothing on) or BENCH_SAVE=1.
+const SAVE = process.argv.includes('--save') || process.env.BENCH_SAVE === '1';
 
 // ## Peers in child processes
 async function startPeer(peer, ...args) {

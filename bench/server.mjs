@@ -50,6 +50,10 @@ function stats(req, res) {
     res.end(String(cpu.user + cpu.system));
     return true;
   }
+  if (req.url === '/__cpu-split') {
+    res.end(JSON.stringify(process.cpuUsage()));
+    return true;
+  }
   if (req.url !== '/__stats') return false;
   globalThis.gc?.();
   globalThis.gc?.();
