@@ -16,11 +16,11 @@ const escapeXml = (text) => String(text).replace(/[&<>"]/g, (c) => `&#${c.charCo
 export function chartSvg(report) {
   const rows = Object.entries(report.scenarios).filter(([, s]) => s.ratios && Object.keys(s.ratios).length > 0);
   const peers = Object.keys(PEER_COLOURS).filter((peer) => rows.some(([, s]) => peer in s.ratios));
-  const labelWidth = 330;
+  const labelWidth = 370;
   const plotWidth = 460;
   const barHeight = 11;
   const rowGap = 10;
-  const top = 58;
+  const top = 72;
   const maxLog = 2; // the axis runs from ×1/4 to ×4; longer bars are clipped and labelled
   const x = (ratio) => labelWidth + plotWidth / 2 + (Math.max(-maxLog, Math.min(maxLog, Math.log2(ratio))) / maxLog) * (plotWidth / 2);
   const parts = [];
@@ -61,7 +61,8 @@ export function chartSvg(report) {
     '<style>.label{font-size:11px;fill:#222}.value{font-size:9px;fill:#333}.tick{font-size:10px;fill:#555}.grid{stroke:#ddd}.one{stroke:#000;stroke-width:1.5}</style>',
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="10" y="18" font-size="14" font-weight="600">browserchannel-server against its peers: ours ÷ peer (right of ×1: ours leads)</text>`,
-    `<text x="10" y="34" class="tick">${escapeXml(`${report.date ? `${report.date}; ` : ''}${report.machine}; medians of ${report.rounds} rounds; rates higher-is-better, CPU, latency and memory lower-is-better, all turned into "times better"`)}</text>`,
+    `<text x="10" y="34" class="tick">${escapeXml(`${report.date ? `${report.date}; ` : ''}${report.machine}; medians of ${report.rounds} rounds`)}</text>`,
+    '<text x="10" y="48" class="tick">Rates are higher-is-better; CPU, time, latency and memory lower-is-better; all turned into "times better".</text>',
     ...ticks,
     ...parts,
     ...legend,
