@@ -84,7 +84,9 @@ export function responseHeaders(
   contentType: string | null,
   extra?: OutgoingHttpHeaders,
 ): OutgoingHttpHeaders {
-  if (typeof options.cors !== 'function' && isEmpty(extra)) return sharedHeaders(options, contentType);
+  if (typeof options.cors !== 'function' && isEmpty(extra)) {
+    return sharedHeaders(options, contentType);
+  }
   const headers: OutgoingHttpHeaders = { ...NO_CACHE };
   if (contentType !== null) headers['Content-Type'] = contentType;
   Object.assign(headers, corsHeaders(options, req, res), extra, options.headers);

@@ -91,7 +91,9 @@ export function decodeParsedBody(body: unknown, contentType: string | undefined,
   if (typeof body === 'string') return decodeBody(body, contentType, limits);
   if (mediaType(contentType) === 'application/json') return decodeJsonBody(body, limits);
   if (body === null || typeof body !== 'object') throw badBody('Unreadable body');
-  return decodeForm(Object.entries(body).map(([key, value]) => [key, String(value)]), limits);
+  const form = new URLSearchParams();
+  for (const [key, value] of Object.entries(body)) form.append(key, String(value));
+  return decodeForm([...form], limits);
 }
 
 // Nearly every body is `application/x-www-form-urlencoded`, so that is
@@ -112,6 +114,9 @@ function mediaType(contentType: string | undefined): string {
 // replaces with U+FFFD, or text that is not well-formed UTF-16) this
 // gives up, returning null, and the body goes through `URLSearchParams`,
 // so the result is always what `URLSearchParams` would give.
+/** Form fields as `[name, value]` pairs, in order. */
+type FormPairs = ReadonlyArray<readonly [string, string]>;
+
 /** The body's `[name, value]` pairs in order, or null to let `URLSearchParams` decide. */
 function parseForm(text: string): Array<[string, string]> | null {
   if (!(text as WellFormedCheck).isWellFormed()) return null;
@@ -148,7 +153,7 @@ function decodeFormPart(part: string): string | null {
 }
 
 // The first value of `name`, as `URLSearchParams.get` gives it.
-function field(form: ReadonlyArray<readonly [string, string]>, name: string): string | null {
+function field(form: FormPairs, name: string): string | null {
   for (const [key, value] of form) if (key === name) return value;
   return null;
 }
@@ -158,7 +163,7 @@ function field(form: ReadonlyArray<readonly [string, string]>, name: string): st
 // `count` and `ofs` must be plain non-negative integers: 2.1.0's check
 // `isNaN count or isNaN ofs` compiled to `isNaN(count || isNaN(ofs))` and let
 // a bad `count` through. Every `reqN_` key must name a map inside `count`.
-function decodeForm(form: ReadonlyArray<readonly [string, string]>, limits: DecodeLimits): ForwardBatch | null {
+function decodeForm(form: FormPairs, limits: DecodeLimits): ForwardBatch | null {
   const headerBlock = field(form, 'headers');
   const initHeaders = headerBlock !== null ? parseHeaderBlock(headerBlock) : null;
   const countText = field(form, 'count');
@@ -175,7 +180,7 @@ function decodeForm(form: ReadonlyArray<readonly [string, string]>, limits: Deco
 // (That is `/^req(\d{1,4})_(.+)$/s`, read a character at a time: this runs
 // for every field of every forward request.)
 
-function collectMaps(form: ReadonlyArray<readonly [string, string]>, count: number, maxKeys: number): ClientMap[] {
+function collectMaps(form: FormPairs, count: number, maxKeys: number): ClientMap[] {
   const maps: ClientMap[] = Array.from({ length: count }, () => ({}));
   const keyCounts = new Array<number>(count).fill(0);
   for (const [field, value] of form) {
@@ -192,7 +197,7 @@ function collectMaps(form: ReadonlyArray<readonly [string, string]>, count: numb
 // The position of the `_` in `req<1 to 4 digits>_<key>`, or -1 if `field`
 // is not a map key.
 function mapKeyEnd(field: string): number {
-  if (field.charCodeAt(0) !== 0x72 || field.charCodeAt(1) !== 0x65 || field.charCodeAt(2) !== 0x71) return -1;
+  if (!field.startsWith('req')) return -1;
   let at = 3;
   while (at < 7 && isDigit(field.charCodeAt(at))) at++;
   if (at === 3 || field.charCodeAt(at) !== 0x5f || at + 1 >= field.length) return -1;

@@ -65,7 +65,9 @@ export class Outbox {
     else if (typeof texts === 'string') this.texts = [texts, json];
     else texts.push(json);
     this.bytes += json.length;
-    if (onSent !== null || onAck !== null) (this.callbacks ??= new Map()).set(id, { onSent, onAck });
+    if (onSent !== null || onAck !== null) {
+      (this.callbacks ??= new Map()).set(id, { onSent, onAck });
+    }
     return id;
   }
 

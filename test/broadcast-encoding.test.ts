@@ -9,7 +9,9 @@
 // so the broadcast's array id differs from session to session.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { type OpenStream, type TestServer, createSession, openStream, parseChunks, startServer } from './helpers.ts';
+import {
+  type OpenStream, type TestServer, createSession, openStream, parseChunks, startServer,
+} from './helpers.ts';
 
 const SESSIONS = 100;
 let server: TestServer;
@@ -25,7 +27,7 @@ before(async () => {
 });
 after(() => server.close());
 
-test('a broadcast to 100 sessions is serialised once and reaches each with its own array id', async () => {
+test('a broadcast to 100 sessions is serialised once, each gets its own array id', async () => {
   const streams: Array<{ stream: OpenStream; expectedId: number }> = [];
   for (let k = 0; k < SESSIONS; k++) {
     const { sid, arrays } = await createSession(server.port);
@@ -33,7 +35,8 @@ test('a broadcast to 100 sessions is serialised once and reaches each with its o
     // the back channel acknowledges them all with its AID.
     const lastId = arrays.at(-1)![0];
     assert.equal(lastId, k % 5);
-    const stream = openStream(server.port, `/channel/bind?VER=8&SID=${sid}&RID=rpc&AID=${lastId}&CI=0&TYPE=xmlhttp`);
+    const path = `/channel/bind?VER=8&SID=${sid}&RID=rpc&AID=${lastId}&CI=0&TYPE=xmlhttp`;
+    const stream = openStream(server.port, path);
     await stream.response;
     streams.push({ stream, expectedId: lastId + 1 });
   }
@@ -56,5 +59,6 @@ test('a broadcast to 100 sessions is serialised once and reaches each with its o
     stream.destroy();
   }
   assert.equal(serialisations, 1, 'still one after every session has written it');
-  assert.equal(new Set(streams.map((s) => s.expectedId)).size, 5, 'the ids really differ between sessions');
+  const distinctIds = new Set(streams.map((s) => s.expectedId)).size;
+  assert.equal(distinctIds, 5, 'the ids really differ between sessions');
 });
