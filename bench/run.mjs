@@ -1,11 +1,19 @@
 // Benchmarks this server against its peers in one run, on this machine:
-// node-browserchannel 2.1.0, engine.io (long polling), sockjs
-// (xhr-streaming) and bare node:http. Each peer runs in its own process
-// (bench/server.mjs, same Node flags); this process is the load generator.
+// node-browserchannel 2.1.0, engine.io (long polling), socket.io (long
+// polling, broadcast only), sockjs (xhr-streaming) and bare node:http.
+// Each peer runs in its own process (bench/server.mjs, same Node flags);
+// this process is the load generator (clients in bench/clients.mjs).
 // Absolute numbers are noisy on a shared 2-core machine, so every scenario
 // runs several rounds, reports medians, and compares peers from the same
-// run as ratios. Results: stdout, bench/results.md, bench/results.json and
-// the chart bench/results.svg.
+// run as ratios.
+//
+// Results go to stdout and to bench/out/ (ignored by git): results.md,
+// results.json and the chart results.svg, each naming the machine (CPU
+// model, cores, Node version) and the date. `npm run bench -- --save`
+// writes them over the tracked bench/results.* instead, which is what the
+// README quotes; only a full run (no BENCH_ONLY, no BENCH_PEERS) may be
+// saved. For instruction counts that do not move with the machine's load,
+// see bench/callgrind.mjs.
 //
 // Two figures per throughput scenario. The rate is what the client saw.
 // On two cores the generator shares the machine with the server, and a
@@ -19,21 +27,25 @@
 // server busy; the other scenarios need protocol clients (below).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
-import http from 'node:http';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import autocannon from 'autocannon';
 import { chartSvg } from './chart.mjs';
+import { CLIENTS, HANDSHAKES, agent, call, connectMany, serverCpu, sleep } from './clients.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 2000);
 const MEMORY_SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10_000);
-const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+const ROOM_SIZE = Number(process.env.BENCH_ROOM ?? 1000);
+// `npm run bench -- --save` (npm keeps a bare `--save` for itself and
+// passes nothing on) or BENCH_SAVE=1.
+const SAVE = process.argv.includes('--save') || process.env.BENCH_SAVE === '1';
 
 // ## Peers in child processes
-async function startPeer(peer) {
+async function startPeer(peer, ...args) {
   // BENCH_PROFILE=dir writes a V8 CPU profile of every peer process there.
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${peer}-${Date.now()}.cpuprofile`] : [];
-  const child = spawn(process.execPath, ['--expose-gc', ...profile, new URL('./server.mjs', import.meta.url).pathname, peer], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--expose-gc', ...profile, new URL('./server.mjs', import.meta.url).pathname, peer, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   child.stdout.setEncoding('utf8');
   while (!/PORT (\d+)/.test(output)) output += (await once(child.stdout, 'data'))[0];
@@ -44,221 +56,8 @@ async function stopPeer(handle) {
   await once(handle.child, 'exit');
 }
 
-const serverCpu = async (port) => Number((await call(port, 'GET', '/__cpu')).body);
-
-// ## HTTP helpers
-function call(port, method, path, body, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-// A streaming request; onText gets each piece; resolves when it ends.
-function stream(port, method, path, body, onText, headers = {}) {
-  let request;
-  const done = new Promise((resolve) => {
-    request = http.request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
-      res.setEncoding('utf8');
-      res.on('data', onText);
-      res.on('end', resolve);
-      res.on('close', resolve);
-    });
-    request.on('error', resolve);
-    request.end(body);
-  });
-  return { done, abort: () => request.destroy() };
-}
-const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
-
-// One forward request in flight at a time, as the real clients do:
-// messages queued meanwhile go in the next request, up to 1000 a request.
-// `post(batch)` sends one batch (BrowserChannel also posts empty batches,
-// to acknowledge).
-function serialSender(post) {
-  const queue = [];
-  let busy = false;
-  return {
-    get busy() {
-      return busy;
-    },
-    async send(messages) {
-      queue.push(...messages);
-      if (busy) return;
-      busy = true;
-      do await post(queue.splice(0, 1000));
-      while (queue.length > 0);
-      busy = false;
-    },
-  };
-}
-
-// ## Clients, one per protocol
-//
-// Each client can `handshake()` (create a session and leave it) and
-// `connect(onMessage)` → `{ send(messages), close() }`, keeping one
-// forward request in flight, as the real clients do.
-function browserChannelClient(port) {
-  const create = async () => {
-    const rid = Math.floor(Math.random() * 1e5);
-    const res = await call(port, 'POST', `/channel/bind?VER=8&RID=${rid}&CVER=1`, 'count=0', FORM);
-    return { sid: /"c","([^"]+)"/.exec(res.body)[1], rid };
-  };
-  return {
-    port,
-    handshake: async () => void (await create()),
-    async connect(onMessage) {
-      let { sid, rid } = await create();
-      let aid = 0;
-      let nextMap = 0;
-      let open = true;
-      let back;
-      const backLoop = async () => {
-        while (open) {
-          let pending = '';
-          back = stream(port, 'GET', `/channel/bind?VER=8&SID=${sid}&RID=rpc&AID=${aid}&CI=0&TYPE=xmlhttp`, undefined, (text) => {
-            pending += text;
-            for (;;) {
-              const nl = pending.indexOf('\n');
-              if (nl === -1) return;
-              const length = Number(pending.slice(0, nl));
-              if (pending.length < nl + 1 + length) return;
-              const arrays = JSON.parse(pending.slice(nl + 1, nl + 1 + length));
-              pending = pending.slice(nl + 1 + length);
-              for (const [id, data] of arrays) {
-                if (id <= aid) continue;
-                aid = id;
-                if (!Array.isArray(data)) onMessage(data);
-              }
-            }
-          });
-          await back.done;
-        }
-      };
-      void backLoop();
-      let acked = 0;
-      const sender = serialSender(async (batch) => {
-        if (!open) return;
-        const body = [`count=${batch.length}`, batch.length ? `ofs=${nextMap}` : '', ...batch.map((m, i) => `req${i}_JSON=${encodeURIComponent(JSON.stringify(m))}`)].filter(Boolean).join('&');
-        nextMap += batch.length;
-        acked = aid;
-        await call(port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=${++rid}&AID=${aid}`, body, FORM);
-      });
-      // Acknowledge what arrived even when not sending, as real clients do.
-      const ackTimer = setInterval(() => {
-        if (aid > acked && !sender.busy) void sender.send([]);
-      }, 100);
-      return {
-        send: (messages) => sender.send(messages),
-        async close() {
-          open = false;
-          clearInterval(ackTimer);
-          back?.abort();
-          await call(port, 'GET', `/channel/bind?VER=8&SID=${sid}&RID=${++rid}&TYPE=terminate`).catch(() => {});
-        },
-      };
-    },
-  };
-}
-
-function engineIoClient(port) {
-  const create = async () => JSON.parse((await call(port, 'GET', '/engine.io/?EIO=4&transport=polling')).body.slice(1)).sid;
-  return {
-    port,
-    handshake: async () => void (await create()),
-    async connect(onMessage) {
-      const sid = await create();
-      let open = true;
-      const base = `/engine.io/?EIO=4&transport=polling&sid=${sid}`;
-      const post = (body) => call(port, 'POST', base, body, { 'Content-Type': 'text/plain;charset=UTF-8' });
-      const poll = async () => {
-        while (open) {
-          const res = await call(port, 'GET', base).catch(() => ({ status: 0, body: '' }));
-          if (res.status !== 200) return;
-          for (const packet of res.body.split('\x1e')) {
-            if (packet[0] === '4') onMessage(JSON.parse(packet.slice(1)));
-            else if (packet === '2') void post('3');
-          }
-        }
-      };
-      void poll();
-      const sender = serialSender(async (batch) => {
-        if (open && batch.length) await post(batch.map((m) => `4${JSON.stringify(m)}`).join('\x1e'));
-      });
-      return { send: (messages) => sender.send(messages), close: async () => ((open = false), await post('1').catch(() => {})) };
-    },
-  };
-}
-
-function sockjsClient(port) {
-  const ids = () => `${100 + Math.floor(Math.random() * 900)}/${Math.random().toString(36).slice(2, 10)}`;
-  return {
-    port,
-    handshake: async () => void (await call(port, 'POST', `/echo/${ids()}/xhr`)),
-    async connect(onMessage) {
-      const id = ids();
-      let open = true;
-      let back;
-      let opened;
-      const ready = new Promise((resolve) => (opened = resolve));
-      const backLoop = async () => {
-        while (open) {
-          let pending = '';
-          back = stream(port, 'POST', `/echo/${id}/xhr_streaming`, undefined, (text) => {
-            pending += text;
-            let nl;
-            while ((nl = pending.indexOf('\n')) !== -1) {
-              const frame = pending.slice(0, nl);
-              pending = pending.slice(nl + 1);
-              if (frame === 'o') opened();
-              else if (frame[0] === 'a') for (const m of JSON.parse(frame.slice(1))) onMessage(JSON.parse(m));
-            }
-          });
-          await back.done;
-        }
-      };
-      void backLoop();
-      await ready;
-      const sender = serialSender(async (batch) => {
-        if (open && batch.length) await call(port, 'POST', `/echo/${id}/xhr_send`, JSON.stringify(batch.map((m) => JSON.stringify(m))), { 'Content-Type': 'text/plain' });
-      });
-      return { send: (messages) => sender.send(messages), close: async () => ((open = false), back?.abort()) };
-    },
-  };
-}
-
-const bareClient = (port) => ({ port });
-const CLIENTS = { ours: browserChannelClient, bc210: browserChannelClient, engineio: engineIoClient, sockjs: sockjsClient, floor: bareClient, bare: bareClient };
-
 // ## Scenarios
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function connectMany(client, count, onMessage) {
-  const connections = [];
-  for (let i = 0; i < count; i += 20) {
-    connections.push(...(await Promise.all(Array.from({ length: Math.min(20, count - i) }, (_, k) => client.connect((m) => onMessage(i + k, m))))));
-  }
-  return connections;
-}
-
-// The handshake request of each protocol, as autocannon sends it: the
-// request that creates a session and returns its id. sockjs names the
-// session in the path, so each request gets a fresh one.
-const HANDSHAKES = {
-  ours: { method: 'POST', path: '/channel/bind?VER=8&RID=1000&CVER=1', body: 'count=0', headers: FORM },
-  bc210: { method: 'POST', path: '/channel/bind?VER=8&RID=1000&CVER=1', body: 'count=0', headers: FORM },
-  engineio: { method: 'GET', path: '/engine.io/?EIO=4&transport=polling' },
-  sockjs: { method: 'POST', path: '/echo/000/x/xhr', setupRequest: (req) => ({ ...req, path: `/echo/${100 + Math.floor(Math.random() * 900)}/${Math.random().toString(36).slice(2, 10)}/xhr` }) },
-  floor: { method: 'POST', path: '/channel/bind?VER=8&RID=1000&CVER=1', body: 'count=0', headers: FORM },
-  bare: { method: 'GET', path: '/' },
-};
 
 const scenarios = {
   handshake: (peer) => async (client) => {
@@ -324,6 +123,40 @@ const scenarios = {
     samples.sort((a, b) => a - b);
     return { p50: samples[Math.floor(samples.length * 0.5)], p99: samples[Math.floor(samples.length * 0.99)] };
   },
+  // One message to every member of a room of ROOM_SIZE sessions, through
+  // each peer's own API (see server.mjs), again and again for the window:
+  // each broadcast starts once the last one has reached every client. The
+  // server's CPU is read around the broadcasts alone (not the connecting),
+  // and the time runs from asking for a broadcast to the last client
+  // having it. BrowserChannel clients stream and acknowledge only with
+  // their next request, as Closure's do.
+  async broadcast(client) {
+    let seq = 0;
+    let left = 0;
+    let allReceived = () => {};
+    const connections = await connectMany(client, ROOM_SIZE, (index, message) => {
+      if (message && message.b === seq && --left === 0) allReceived();
+    }, { ack: false });
+    const once = async () => {
+      seq++;
+      left = connections.length;
+      const started = performance.now();
+      const all = new Promise((resolve) => (allReceived = resolve));
+      await call(client.port, 'GET', `/__broadcast?seq=${seq}`);
+      if (await Promise.race([all.then(() => true), sleep(10_000).then(() => false)]) === false) {
+        throw new Error(`broadcast ${seq}: ${left} of ${connections.length} sessions did not receive it`);
+      }
+      return performance.now() - started;
+    };
+    await once(); // every session is in the room and its back channel is open
+    const times = [];
+    const before = await serverCpu(client.port);
+    const end = Date.now() + WINDOW_MS;
+    while (Date.now() < end) times.push(await once());
+    const cpu = (await serverCpu(client.port)) - before;
+    await Promise.all(connections.map((c) => c.close()));
+    return { rate: (times.length * 1000) / WINDOW_MS, ops: times.length, cpu, time: median(times) };
+  },
 };
 
 // Memory: idle sessions held by a fresh server, then 20k opened and closed.
@@ -361,33 +194,50 @@ async function churn(peer) {
 // `measure` runs a scenario on a fresh peer process per round. For
 // throughput scenarios (those returning `{ rate, ops }`) it also reads the
 // peer's CPU clock before and after, and keeps CPU µs per operation.
-async function measure(allPeers, makeScenario) {
+// A scenario that measures its own stretch of server CPU returns it as
+// `cpu` (µs); `time`, if returned, is kept as well.
+async function measure(allPeers, makeScenario, peerArgs = []) {
   const peers = allPeers.filter((peer) => peerFilter.size === 0 || peerFilter.has(peer));
   const results = {};
   const cpu = {};
-  for (const peer of peers) (results[peer] = []), (cpu[peer] = []);
+  const time = {};
+  for (const peer of peers) (results[peer] = []), (cpu[peer] = []), (time[peer] = []);
   for (let round = 0; round < ROUNDS; round++) {
     for (const peer of peers) {
-      const handle = await startPeer(peer);
+      const handle = await startPeer(peer, ...peerArgs);
       const scenario = makeScenario.perPeer ? makeScenario(peer) : makeScenario;
       const before = await serverCpu(handle.port);
       const outcome = await scenario(CLIENTS[peer](handle.port));
       const after = await serverCpu(handle.port);
       if (outcome && outcome.rate !== undefined) {
         results[peer].push(outcome.rate);
-        cpu[peer].push((after - before) / outcome.ops);
+        cpu[peer].push((outcome.cpu ?? after - before) / outcome.ops);
+        if (outcome.time !== undefined) time[peer].push(outcome.time);
       } else results[peer].push(outcome);
       await stopPeer(handle);
     }
   }
-  return Object.keys(cpu).some((peer) => cpu[peer].length) ? Object.assign(results, { [CPU]: cpu }) : results;
+  if (!Object.values(cpu).some((values) => values.length)) return results;
+  return Object.assign(results, { [CPU]: cpu, [TIME]: time });
 }
 const CPU = Symbol('cpu µs per operation');
+const TIME = Symbol('median time per operation');
 const perPeer = (factory) => Object.assign(factory, { perPeer: true });
 
 const started = Date.now();
 const streaming = ['ours', 'bc210', 'engineio', 'sockjs'];
-const report = { machine: `${process.version}, ${(await import('node:os')).cpus().length} cores`, rounds: ROUNDS, windowMs: WINDOW_MS, scenarios: {} };
+// `ours-nostats` is ours with the `channel.stats()` counters turned off
+// (server.mjs): it runs where the counters are busiest, handshakes and
+// pushes, and its ratio is what the counters cost.
+const withNoStats = (peers) => [peers[0], 'ours-nostats', ...peers.slice(1)];
+const cpus = os.cpus();
+const report = {
+  machine: `${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores, Node ${process.version}`,
+  date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+  rounds: ROUNDS,
+  windowMs: WINDOW_MS,
+  scenarios: {},
+};
 const add = (name, unit, better, perPeer) => {
   report.scenarios[name] = { unit, better, median: Object.fromEntries(Object.entries(perPeer).map(([peer, values]) => [peer, median(values)])) };
   console.log(`${name}: ${JSON.stringify(report.scenarios[name].median)}`);
@@ -399,15 +249,24 @@ const addThroughput = (name, unit, operation, results) => {
 };
 
 // BENCH_ONLY=handshake,memory runs just those groups (a quick look while
-// working); results files are written only by a full run.
+// working); BENCH_PEERS=ours,bc210 limits the peers. Such partial runs
+// write to bench/out/ like any other, and cannot be saved.
 const only = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
-const want = (group) => only.size === 0 || only.has(group);
-// BENCH_PEERS=ours,bc210 limits the peers, likewise.
+const want = (group) => (only.size === 0 && group !== 'cluster') || only.has(group);
 const peerFilter = new Set((process.env.BENCH_PEERS ?? '').split(',').filter(Boolean));
-if (want('handshake')) addThroughput('handshake', 'sessions/s', 'session', await measure(['ours', 'bc210', 'engineio', 'sockjs', 'floor', 'bare'], perPeer(scenarios.handshake)));
-if (want('push')) addThroughput('push 50 B', 'messages/s', 'message', await measure(streaming, scenarios.push(50)));
-if (want('push')) addThroughput('push 4 KB', 'messages/s', 'message', await measure(streaming, scenarios.push(4096)));
+if (SAVE && (only.size > 0 || peerFilter.size > 0)) {
+  console.error('--save needs a full run: unset BENCH_ONLY and BENCH_PEERS');
+  process.exit(2);
+}
+if (want('handshake')) addThroughput('handshake', 'sessions/s', 'session', await measure(withNoStats(['ours', 'bc210', 'engineio', 'sockjs', 'floor', 'bare']), perPeer(scenarios.handshake)));
+if (want('push')) addThroughput('push 50 B', 'messages/s', 'message', await measure(withNoStats(streaming), scenarios.push(50)));
+if (want('push')) addThroughput('push 4 KB', 'messages/s', 'message', await measure(withNoStats(streaming), scenarios.push(4096)));
 if (want('forward')) addThroughput('forward', 'messages/s', 'message', await measure(streaming, scenarios.forward));
+if (want('broadcast')) {
+  const results = await measure(['ours', 'bc210', 'engineio', 'socketio'], scenarios.broadcast, ['room']);
+  add(`broadcast to ${ROOM_SIZE.toLocaleString('en')} sessions: server CPU (µs per broadcast)`, 'µs', 'lower', results[CPU]);
+  add(`broadcast to ${ROOM_SIZE.toLocaleString('en')} sessions: time until all have it (ms)`, 'ms', 'lower', results[TIME]);
+}
 if (want('latency')) {
   const latency = await measure(streaming, scenarios.latency);
   add('latency p50 (ms)', 'ms', 'lower', Object.fromEntries(Object.entries(latency).map(([p, v]) => [p, v.map((x) => x.p50)])));
@@ -427,10 +286,6 @@ if (want('churn')) {
 }
 // Three processes behind nginx and Redis, sticky against relayed (bench/cluster.mjs).
 if (want('cluster')) report.cluster = await (await import('./cluster.mjs')).clusterBench();
-if (only.size > 0 && !process.env.BENCH_WRITE) {
-  agent.destroy();
-  process.exit(0);
-}
 report.seconds = Math.round((Date.now() - started) / 1000);
 
 // ## Ratios: ours against each peer, from the same run
@@ -448,17 +303,20 @@ function fmt(value) {
   return Math.abs(value) >= 100 ? Math.round(value).toLocaleString('en') : value.toFixed(2);
 }
 const table = [
-  `Benchmarks (${report.machine}; medians of ${ROUNDS} rounds of ${WINDOW_MS} ms; ${report.seconds} s in all).`,
+  `Benchmarks, ${report.date}: ${report.machine}; medians of ${ROUNDS} rounds of ${WINDOW_MS} ms; ${report.seconds} s in all.`,
+  ...(only.size > 0 || peerFilter.size > 0 ? [`Partial run: BENCH_ONLY=${[...only].join(',')} BENCH_PEERS=${[...peerFilter].join(',')}.`] : []),
   'Ratio ×N: how many times better ours is than that peer (above 1: ours leads), whichever direction "better" is.',
   '',
   '| scenario | ours | peers (ratio of ours to each) |',
   '|---|---|---|',
   ...rows,
-  '',
-  `Sessions left after churn: ${JSON.stringify(report.sessionsLeftAfterChurn)}`,
+  ...(report.sessionsLeftAfterChurn ? ['', `Sessions left after churn: ${JSON.stringify(report.sessionsLeftAfterChurn)}`] : []),
 ].join('\n');
 console.log(`\n${table}`);
-writeFileSync(new URL('./results.md', import.meta.url), `${table}\n`);
-writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(report, null, 2)}\n`);
-writeFileSync(new URL('./results.svg', import.meta.url), `${chartSvg(report)}\n`);
+const folder = new URL(SAVE ? './' : './out/', import.meta.url);
+mkdirSync(folder, { recursive: true });
+writeFileSync(new URL('results.md', folder), `${table}\n`);
+writeFileSync(new URL('results.json', folder), `${JSON.stringify(report, null, 2)}\n`);
+writeFileSync(new URL('results.svg', folder), `${chartSvg(report)}\n`);
+console.log(`\nWritten to ${new URL('results.md', folder).pathname} (.json, .svg)${SAVE ? '' : '; --save writes bench/results.*'}`);
 agent.destroy();

@@ -1,12 +1,27 @@
-// One benchmark peer in its own process: `node bench/server.mjs <peer>`.
+// One benchmark peer in its own process: `node bench/server.mjs <peer> [room]`.
 // Every peer runs the same tiny app: echo each message, and on
 // {push: n, size} send n messages of about `size` bytes. GET /__stats
-// reports memory after a full GC (run node with --expose-gc).
+// reports memory after a full GC (run node with --expose-gc), GET /__cpu
+// the process's CPU time so far.
+//
+// With `room`, every session joins the room "room" when it opens, and
+// GET /__broadcast?seq=N sends one message of about 50 bytes to all of
+// them, each peer through its own public API: ours `channel.to(room)
+// .send()`, socket.io `io.to(room).emit()`, and for 2.1.0 and engine.io,
+// which have no rooms, a loop over the sessions calling `send`.
 import http from 'node:http';
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const peer = process.argv[2];
+const inRoom = process.argv[3] === 'room';
+// BENCH_DIST=/path/to/dist/esm/ runs another build of ours (say, the one
+// before a change), for before/after comparisons.
+const dist = process.env.BENCH_DIST ? pathToFileURL(`${resolve(process.env.BENCH_DIST)}/`).href : new URL('../dist/esm/', import.meta.url).href;
+const roomMembers = new Set();
+let broadcast = null;
 const payload = (size) => 'x'.repeat(Math.max(0, size - 12));
 let sessions = 0;
 let received = 0;
@@ -24,9 +39,19 @@ function app(send, message) {
 }
 
 function stats(req, res) {
+  if (req.url.startsWith('/__broadcast?')) {
+    const seq = Number(new URL(req.url, 'http://x').searchParams.get('seq'));
+    broadcast({ b: seq, text: payload(50) });
+    res.end('ok');
+    return true;
+  }
   if (req.url === '/__cpu') {
     const cpu = process.cpuUsage();
     res.end(String(cpu.user + cpu.system));
+    return true;
+  }
+  if (req.url === '/__cpu-split') {
+    res.end(JSON.stringify(process.cpuUsage()));
     return true;
   }
   if (req.url !== '/__stats') return false;
@@ -41,22 +66,39 @@ function stats(req, res) {
 const servers = {
   // This project, from the built package (npm run build).
   async ours() {
-    const { default: browserChannel } = await import('../dist/esm/index.js');
+    const { default: browserChannel } = await import(new URL('index.js', dist).href);
     const channel = browserChannel({}, (session) => {
       sessions++;
+      if (inRoom) void session.join('room');
       session.on('message', (message) => app((m) => session.send(m), message));
       session.on('close', () => sessions--);
     });
+    broadcast = (message) => channel.to('room').send(message);
     return http.createServer((req, res) => stats(req, res) || channel(req, res));
+  },
+  // Ours with the always-on counters of `channel.stats()` switched off:
+  // every method of the Observer (src/observe.ts) becomes a no-op. What is
+  // left are a few `+=` on its fields, inline in the session. Compared
+  // with `ours`, this prices the counters.
+  async 'ours-nostats'() {
+    const { Observer } = await import(new URL('observe.js', dist).href);
+    for (const name of Object.getOwnPropertyNames(Observer.prototype)) {
+      if (name !== 'constructor' && name !== 'snapshot') Observer.prototype[name] = () => {};
+    }
+    return servers.ours();
   },
   // node-browserchannel 2.1.0's server.
   async bc210() {
     const browserChannel = require('browserchannel').server;
     const channel = browserChannel({}, (session) => {
       sessions++;
+      if (inRoom) roomMembers.add(session);
       session.on('message', (message) => app((m) => session.send(m), message));
-      session.on('close', () => sessions--);
+      session.on('close', () => (sessions--, roomMembers.delete(session)));
     });
+    broadcast = (message) => {
+      for (const session of roomMembers) session.send(message);
+    };
     return http.createServer((req, res) => stats(req, res) || channel(req, res, () => res.end()));
   },
   // engine.io, long-polling only (the same kind of work as BrowserChannel).
@@ -65,10 +107,34 @@ const servers = {
     const engine = new Server({ transports: ['polling'], pingInterval: 25_000, pingTimeout: 60_000, maxHttpBufferSize: 1e7 });
     engine.on('connection', (socket) => {
       sessions++;
+      if (inRoom) roomMembers.add(socket);
       socket.on('message', (data) => app((m) => socket.send(JSON.stringify(m)), JSON.parse(data)));
-      socket.on('close', () => sessions--);
+      socket.on('close', () => (sessions--, roomMembers.delete(socket)));
     });
+    // engine.io sends strings: the app serialises once and loops.
+    broadcast = (message) => {
+      const json = JSON.stringify(message);
+      for (const socket of roomMembers) socket.send(json);
+    };
     const server = http.createServer((req, res) => stats(req, res) || engine.handleRequest(req, res));
+    return server;
+  },
+  // socket.io over long polling, with its own rooms.
+  async socketio() {
+    const { Server } = require('socket.io');
+    const server = http.createServer((req, res) => {
+      if (stats(req, res)) return;
+      res.writeHead(404);
+      res.end();
+    });
+    const io = new Server(server, { transports: ['polling'], pingInterval: 25_000, pingTimeout: 60_000, maxHttpBufferSize: 1e7, serveClient: false });
+    io.on('connection', (socket) => {
+      sessions++;
+      if (inRoom) socket.join('room');
+      socket.on('m', (message) => app((m) => socket.emit('m', m), message));
+      socket.on('disconnect', () => sessions--);
+    });
+    broadcast = (message) => io.to('room').emit('m', message);
     return server;
   },
   // sockjs, xhr-streaming.

@@ -51,7 +51,9 @@ export const CONTENT_TYPE = {
 // header tells nginx (and proxies copying it) not to, for this response
 // alone, even where the config forgot `proxy_buffering off`.
 /** Extra header for back channels: ask proxies not to buffer. */
-export const UNBUFFERED: Readonly<OutgoingHttpHeaders> = Object.freeze({ 'X-Accel-Buffering': 'no' });
+export const UNBUFFERED: Readonly<OutgoingHttpHeaders> = Object.freeze({
+  'X-Accel-Buffering': 'no',
+});
 
 // ## Layer 1: no caching, no sniffing
 //
@@ -102,10 +104,42 @@ export function responseHeaders(
   contentType: string | null,
   extra?: OutgoingHttpHeaders,
 ): OutgoingHttpHeaders {
+  if (typeof options.cors !== 'function' && isEmpty(extra)) {
+    return sharedHeaders(options, contentType);
+  }
   const headers: OutgoingHttpHeaders = { ...NO_CACHE };
   if (contentType !== null) headers['Content-Type'] = contentType;
   Object.assign(headers, corsHeaders(options, req, res), extra, options.headers);
   return headers;
+}
+
+// Most responses need nothing of the request: no `cors` function to ask,
+// no headers of their own. Theirs are the same object every time, built
+// once per server and content type (`node:http` only reads it), rather
+// than three objects merged anew for every response.
+const shared = new WeakMap<ResolvedOptions, Map<string | null, OutgoingHttpHeaders>>();
+
+function sharedHeaders(options: ResolvedOptions, contentType: string | null): OutgoingHttpHeaders {
+  let byType = shared.get(options);
+  if (byType === undefined) shared.set(options, (byType = new Map()));
+  let headers = byType.get(contentType);
+  if (headers === undefined) {
+    headers = { ...NO_CACHE };
+    if (contentType !== null) headers['Content-Type'] = contentType;
+    if (options.cors !== null) {
+      headers['Access-Control-Allow-Origin'] = options.cors as string;
+      headers['Access-Control-Expose-Headers'] = EXPOSED;
+      if (options.corsAllowCredentials) headers['Access-Control-Allow-Credentials'] = 'true';
+    }
+    headers = Object.freeze(Object.assign(headers, options.headers));
+    byType.set(contentType, headers);
+  }
+  return headers;
+}
+
+function isEmpty(headers: OutgoingHttpHeaders | undefined): boolean {
+  for (const _ in headers) return false;
+  return true;
 }
 
 // ## Preflight

@@ -78,9 +78,13 @@ function holdsFor(limits: InboxLimits): InboxHolds {
 class MapOrder extends Sequencer<ForwardItem> {
   constructor(
     private readonly receiver: MapReceiver,
-    limits: HoldLimits,
+    private readonly limits: HoldLimits,
   ) {
-    super(0, limits);
+    super(0);
+  }
+
+  protected holdLimits(): HoldLimits {
+    return this.limits;
   }
 
   protected release(item: ForwardItem): void {
@@ -111,7 +115,13 @@ export class Inbox extends Sequencer<() => void> {
     private readonly options: InboxLimits,
     private readonly receiver: MapReceiver,
   ) {
-    super(firstRequestId, holdsFor(options).requests);
+    super(firstRequestId);
+  }
+
+  // Looked up when a request has to wait, rather than kept: one field
+  // less on every session.
+  protected holdLimits(): HoldLimits {
+    return holdsFor(this.options).requests;
   }
 
   protected release(run: () => void): void {
@@ -135,8 +145,9 @@ export class Inbox extends Sequencer<() => void> {
     };
     if (!this.offer(requestId, run, bodyBytes)) {
       const { maxHeldRequests, maxHeldBytes } = this.options;
-      overflow = `Reorder buffer over ${maxHeldRequests} requests or ${maxHeldBytes} bytes`
-        + ' (maxHeldRequests, maxHeldBytes)';
+      overflow =
+        `Reorder buffer over ${maxHeldRequests} requests or ${maxHeldBytes} bytes` +
+        ' (maxHeldRequests, maxHeldBytes)';
     }
     return overflow;
   }

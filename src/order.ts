@@ -63,16 +63,13 @@ export abstract class Sequencer<T> {
   private held: Map<number, { item: T; weight: number }> | null = null;
   private heldWeight = 0;
 
-  /**
-   * @param first - id of the first item expected.
-   * @param limits - most items and weight held at once.
-   */
-  constructor(
-    first: number,
-    private readonly limits: HoldLimits,
-  ) {
+  /** @param first - id of the first item expected. */
+  constructor(first: number) {
     this.next = first;
   }
+
+  /** The most items and weight this sequencer may hold (asked only when one must wait). */
+  protected abstract holdLimits(): HoldLimits;
 
   /** Called with each item in id order (and with replayed old items). */
   protected abstract release(item: T, id: number): void;
@@ -106,7 +103,8 @@ export abstract class Sequencer<T> {
     const previous = held.get(id);
     const count = held.size + (previous ? 0 : 1);
     const total = this.heldWeight - (previous?.weight ?? 0) + weight;
-    if (count > this.limits.count || total > this.limits.weight) return false;
+    const limits = this.holdLimits();
+    if (count > limits.count || total > limits.weight) return false;
     held.set(id, { item, weight });
     this.heldWeight = total;
     return true;

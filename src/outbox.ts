@@ -30,44 +30,53 @@ import { escapeLineSeparators } from './encoding.ts';
 /** Called once the client acknowledges an array, or with an Error if the session ends first. */
 export type SendCallback = (error?: Error) => void;
 
-// An array waiting to be sent or acknowledged. The payload arrives as JSON
+// An array waiting to be sent or acknowledged is just its payload's JSON
 // text, serialised once before it is queued (by `send`, or once for a
 // whole broadcast): every later write and byte count reuses that text.
-interface OutgoingArray {
-  readonly id: number;
-  readonly json: string;
+// Ids need no storage, because they are consecutive: the array at index
+// `i` has id `firstId + i`. Callbacks are rare (most sends have none), so
+// they live in a side table, made on first use, keyed by id.
+interface Callbacks {
   /** Fires when the array is first written (used by `stop`). */
   onSent: SendCallback | null;
   /** Fires when the array is acknowledged. */
   readonly onAck: SendCallback | null;
 }
 
+const NO_CALLBACKS: readonly SendCallback[] = Object.freeze([]);
+
 // ## The queue
 /** Outgoing arrays of one session, oldest first, until acknowledged. */
 export class Outbox {
-  private arrays: OutgoingArray[] = [];
-  private lastQueuedId = -1;
+  /**
+   * JSON texts of the arrays not yet acknowledged, oldest first: none, one
+   * text as it is, or an array of two or more. An idle session's only
+   * array is its unacknowledged handshake, and a lone string spares it an
+   * array and its backing store (about 56 bytes).
+   */
+  private texts: string | string[] | null = null;
+  /** Id of the oldest queued array; when none is queued, the id the next array gets. */
+  private firstId = 0;
   private lastSentId = -1;
   /** JSON characters queued or sent, not yet acknowledged. */
   private chars = 0;
+  private callbacks: Map<number, Callbacks> | null = null;
 
   // ### Queueing
   //
-  // The payload arrives as JSON text, made once by the caller (`send`, or
-  // once for a whole broadcast); a value with no JSON form was refused
-  // there, before anything was queued.
-  //
-  // > **Note (memory):** an empty queue takes its first array as a
-  // > one-element literal. Pushing onto `[]` would reserve room for
-  // > seventeen, about 140 bytes that an idle session (whose only array is
-  // > the unacknowledged handshake) would carry for nothing.
+  // A second array makes the array, as a two-element literal: pushing onto
+  // `[]` would reserve room for seventeen.
   /** Adds an array, given as its payload's JSON text, and returns its id. */
   queue(json: string, onSent: SendCallback | null, onAck: SendCallback | null): number {
-    const id = ++this.lastQueuedId;
-    const array: OutgoingArray = { id, json, onSent, onAck };
-    if (this.arrays.length === 0) this.arrays = [array];
-    else this.arrays.push(array);
+    const texts = this.texts;
+    const id = this.firstId + this.length;
+    if (texts === null) this.texts = json;
+    else if (typeof texts === 'string') this.texts = [texts, json];
+    else texts.push(json);
     this.chars += json.length;
+    if (onSent !== null || onAck !== null) {
+      (this.callbacks ??= new Map()).set(id, { onSent, onAck });
+    }
     return id;
   }
 
@@ -76,27 +85,31 @@ export class Outbox {
   // Returns the JSON text of one chunk, `[[4,["hello"]],[5,{"a":1}]]`
   // (line separators escaped, see `encoding.ts`), marks those arrays sent,
   // and collects their `onSent` callbacks into `sent` for the caller to
-  // run once the chunk is on the wire. A chunk stops growing once it
-  // passes `maxChars` (it always holds at least one array), so what one
-  // write puts in a socket buffer stays small even when a burst of sends
-  // is waiting; the rest goes in later chunks.
+  // run once the chunk is on the wire. A chunk
+  // stops growing once it passes `maxChars` (it always holds at least one
+  // array), so what one write puts in a socket buffer stays small even
+  // when a burst of sends is waiting; the rest goes in later chunks.
+  //
+  // The text is assembled by one `join` over short id prefixes and the
+  // payloads as they are, so each payload is copied once, into the chunk.
   /** The oldest unsent arrays (about `maxChars` characters) as one chunk's JSON, or null. */
   takeUnsent(sent: SendCallback[], maxChars = Infinity): string | null {
-    const unsentCount = this.lastQueuedId - this.lastSentId;
-    if (unsentCount === 0) return null;
-    const parts: string[] = [];
+    const count = this.length;
+    let index = this.lastSentId + 1 - this.firstId;
+    if (index >= count) return null;
+    const pieces: string[] = [];
     let chars = 0;
-    const first = this.arrays.length - unsentCount;
-    for (let i = first; i < this.arrays.length && chars < maxChars; i++) {
-      const array = this.arrays[i]!;
-      const part = `[${array.id},${array.json}]`;
-      parts.push(part);
-      chars += part.length;
-      if (array.onSent) sent.push(array.onSent);
-      array.onSent = null;
-      this.lastSentId = array.id;
+    for (; index < count && chars < maxChars; index++) {
+      const id = this.firstId + index;
+      const json = this.textAt(index);
+      const opening = pieces.length === 0 ? `[[${id},` : `],[${id},`;
+      pieces.push(opening, json);
+      chars += opening.length + json.length - (pieces.length === 2 ? 0 : 1);
+      if (this.callbacks !== null) takeOnSent(this.callbacks.get(id), sent);
+      this.lastSentId = id;
     }
-    return escapeLineSeparators(`[${parts.join(',')}]`);
+    pieces.push(']]');
+    return escapeLineSeparators(pieces.join(''));
   }
 
   // ### Rewinding
@@ -107,7 +120,7 @@ export class Outbox {
   // again. The client ignores any id it has already seen.
   /** Marks every unacknowledged array as unsent. */
   rewind(): void {
-    if (this.arrays.length > 0) this.lastSentId = this.arrays[0]!.id - 1;
+    if (this.texts !== null) this.lastSentId = this.firstId - 1;
   }
 
   // ### Acknowledging
@@ -115,17 +128,26 @@ export class Outbox {
   // An `AID` beyond what was sent can only come from a confused or hostile
   // client; it acknowledges just what was actually sent.
   /** Drops arrays up to `arrayId` and returns their `onAck` callbacks. */
-  acknowledge(arrayId: number): SendCallback[] {
-    const upTo = Math.min(arrayId, this.lastSentId);
+  acknowledge(arrayId: number): readonly SendCallback[] {
+    const done = Math.min(arrayId, this.lastSentId) + 1 - this.firstId;
+    if (done <= 0) return NO_CALLBACKS;
+    for (let index = 0; index < done; index++) this.chars -= this.textAt(index).length;
+    if (done === this.length) this.texts = null;
+    else (this.texts as string[]).splice(0, done);
+    const first = this.firstId;
+    this.firstId += done;
+    return this.callbacks === null ? NO_CALLBACKS : this.takeOnAck(first, this.firstId);
+  }
+
+  private takeOnAck(from: number, to: number): readonly SendCallback[] {
     const callbacks: SendCallback[] = [];
-    let done = 0;
-    while (done < this.arrays.length && this.arrays[done]!.id <= upTo) {
-      const array = this.arrays[done++]!;
-      this.chars -= array.json.length;
-      if (array.onAck) callbacks.push(array.onAck);
+    for (const [id, entry] of this.callbacks!) {
+      if (id >= to) break;
+      if (id < from) continue;
+      if (entry.onAck) callbacks.push(entry.onAck);
+      this.callbacks!.delete(id);
     }
-    if (done === this.arrays.length) this.arrays = [];
-    else this.arrays.splice(0, done);
+    if (this.callbacks!.size === 0) this.callbacks = null;
     return callbacks;
   }
 
@@ -133,12 +155,14 @@ export class Outbox {
   /** Empties the queue and returns every callback still owed an answer. */
   drain(): SendCallback[] {
     const callbacks: SendCallback[] = [];
-    for (const array of this.arrays) {
-      if (array.onSent) callbacks.push(array.onSent);
-      if (array.onAck) callbacks.push(array.onAck);
+    for (const entry of this.callbacks?.values() ?? []) {
+      if (entry.onSent) callbacks.push(entry.onSent);
+      if (entry.onAck) callbacks.push(entry.onAck);
     }
-    this.arrays = [];
+    this.firstId += this.length;
+    this.texts = null;
     this.chars = 0;
+    this.callbacks = null;
     return callbacks;
   }
 
@@ -156,7 +180,7 @@ export class Outbox {
 
   /** Whether some queued array has not been written yet. */
   get hasUnsent(): boolean {
-    return this.lastQueuedId > this.lastSentId;
+    return this.firstId + this.length - 1 > this.lastSentId;
   }
 
   /** JSON characters queued or sent but not acknowledged. */
@@ -166,16 +190,28 @@ export class Outbox {
 
   /** Arrays queued or sent but not acknowledged. */
   get length(): number {
-    return this.arrays.length;
+    const texts = this.texts;
+    return texts === null ? 0 : typeof texts === 'string' ? 1 : texts.length;
   }
 
   /** JSON characters sent but not acknowledged. */
   outstandingBytes(): number {
+    const sentCount = Math.min(this.length, this.lastSentId + 1 - this.firstId);
     let total = 0;
-    for (const array of this.arrays) {
-      if (array.id > this.lastSentId) break;
-      total += array.json.length;
-    }
+    for (let index = 0; index < sentCount; index++) total += this.textAt(index).length;
     return total;
   }
+
+  private textAt(index: number): string {
+    const texts = this.texts!;
+    return typeof texts === 'string' ? texts : texts[index]!;
+  }
+}
+
+// An array's `onSent` fires once, the first time it is written; a
+// rewound array written again does not call it twice.
+function takeOnSent(entry: Callbacks | undefined, sent: SendCallback[]): void {
+  if (entry === undefined || entry.onSent === null) return;
+  sent.push(entry.onSent);
+  entry.onSent = null;
 }
