@@ -4,11 +4,12 @@
 // a 390 px phone as well as a 1400 px desktop (screenshots of both go to
 // test-output/).
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../chromium.ts';
 import { createChatServer } from '../../examples/chat/server.ts';
 
 const output = fileURLToPath(new URL('../../test-output/', import.meta.url));
@@ -20,12 +21,7 @@ before(async () => {
   chat = createChatServer();
   await new Promise<void>((resolve) => chat.server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(chat.server.address() as AddressInfo).port}`;
-  const executablePath = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
-  assert.ok(executablePath, 'Debian chromium is installed (apt-get install chromium)');
-  browser = await chromium.launch({
-    executablePath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   mkdirSync(output, { recursive: true });
 });
 after(async () => {

@@ -5,11 +5,11 @@
 // from another: two origins, one site, so a default (Lax) cookie may ride
 // on credentialed requests.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../chromium.ts';
 import browserChannel, { type BrowserChannelMiddleware, type Session } from '../../src/index.ts';
 
 let browser: Browser;
@@ -38,12 +38,7 @@ before(async () => {
     channel(req, res);
   });
   channelOrigin = await listen(channelServer);
-  const executablePath = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
-  assert.ok(executablePath, 'Debian chromium is installed (apt-get install chromium)');
-  browser = await chromium.launch({
-    executablePath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

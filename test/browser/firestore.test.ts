@@ -17,13 +17,13 @@
 // responses carrying a `streamToken`. Three variants: same origin,
 // cross-origin with `cors` and credentials, and forced long polling.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../chromium.ts';
 import browserChannel, { type BrowserChannelOptions, type Session } from '../../src/index.ts';
 
 const PROJECT = 'demo-bc';
@@ -204,12 +204,7 @@ before(async () => {
   });
   const script = bundle.outputFiles[0]!.text.replace(/<\/script/gi, '<\\/script');
   pageHtml = `<!doctype html><meta charset="utf-8"><title>firestore</title><script>${script}</script>`;
-  const executablePath = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
-  assert.ok(executablePath, 'Debian chromium is installed (apt-get install chromium)');
-  browser = await chromium.launch({
-    executablePath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../chromium.ts';
 // @ts-expect-error: a plain .mjs script without types
 import { nginxConfig } from '../../deploy/nginx-config.mjs';
 import { until } from '../helpers.ts';
@@ -27,10 +28,7 @@ describe('cluster chat demo in Chromium', { skip }, () => {
     nodes = await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id, redis.url, server)));
     const port = await freePort();
     nginx = await startNginx(nginxConfig({ listen: port, nodes: nodes.map((n) => ({ id: n.id, address: n.address })) }), port);
-    browser = await chromium.launch({
-      executablePath,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
