@@ -128,8 +128,9 @@ export abstract class Downlink extends EventEmitter {
     try {
       for (; index < PENDING.length; index++) PENDING[index]!.flushNow();
     } finally {
-      const rest = PENDING.splice(0).slice(index + 1);
-      for (const downlink of rest) {
+      const rest = index < PENDING.length ? PENDING.slice(index + 1) : null;
+      PENDING.length = 0;
+      for (const downlink of rest ?? []) {
         downlink.flushScheduled = false;
         downlink.scheduleFlush();
       }

@@ -59,8 +59,9 @@ import {
 //
 // Everything shared between requests lives in one `HandlerContext`, built
 // once by the factory: the options, the session registry, the app's
-// callbacks, the `SessionHost` every session is created with, and the
-// queue of body countdowns. Sessions are kept in a `Map`, not a plain
+// callbacks, the `SessionHost` every session is created with, the queue
+// of body countdowns, the shutdown gate, and where new sessions and
+// refusals are reported. Sessions are kept in a `Map`, not a plain
 // object: 2.1.0's `sessions[SID]` let `SID=__proto__` reach
 // `Object.prototype` and crash.
 /** State shared by every request of one middleware. */
@@ -246,7 +247,7 @@ async function bind(
 ): Promise<void> {
   if (req.method === 'GET' && isFastHandshake(query))
     return fastHandshake(context, req, res, query);
-  const owner = ownerElsewhere(context, query);
+  const owner = ownerElsewhere(context, query.SID);
   if (owner !== null) return relay(context, req, res, owner);
   const session = lookUpSession(context, query);
   if (session) checkHttpSessionId(session.httpSessionIdParam, session.httpSessionId, query);
@@ -278,8 +279,7 @@ function lookUpSession(context: HandlerContext, query: Query): AnySession | null
 // acknowledgements. The URL is rebuilt from `base`, so a mount path of
 // this process does not confuse the owner's routing. Without a relaying
 // adapter, such an id is simply unknown here.
-function ownerElsewhere(context: HandlerContext, query: Query): string | null {
-  const sid = query.SID;
+function ownerElsewhere(context: HandlerContext, sid: string | undefined): string | null {
   if (context.host.adapter.relay === undefined || sid === undefined) return null;
   const dot = sid.indexOf('.');
   const owner = dot > 0 ? sid.slice(0, dot) : null;
@@ -324,8 +324,9 @@ async function create(
   checkCapacity(context);
   const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts);
   context.host.observer.bytesIn += bytes;
-  await admit(context, req, query, batch);
-  const session = startSession(context, req, query, requestId, batch, bytes);
+  const headers = sessionHeaders(context, req, query, batch);
+  await admit(context, req, query, headers);
+  const session = startSession(context, req, query, headers, requestId, batch, bytes);
   res.writeHead(
     200,
     responseHeaders(context.options, req, res, CONTENT_TYPE.text, handshakeHeaders(req, session)),
@@ -349,8 +350,9 @@ async function fastHandshake(
     maxKeys: context.options.maxKeysPerMap,
   };
   const batch = fastHandshakeBatch(query, limits);
-  await admit(context, req, query, batch);
-  const session = startSession(context, req, query, requestId, batch, 0);
+  const headers = sessionHeaders(context, req, query, batch);
+  await admit(context, req, query, headers);
+  const session = startSession(context, req, query, headers, requestId, batch, 0);
   session.attachBackChannel(res, framingFor('xmlhttp'), true);
   const initial = { 'X-HTTP-Initial-Response': headerJson(session.takeInitialResponse()) };
   res.writeHead(
@@ -390,12 +392,12 @@ async function admit(
   context: HandlerContext,
   req: IncomingMessage,
   query: Query,
-  batch: ForwardBatch | null,
+  headers: IncomingHttpHeaders,
 ): Promise<void> {
   const allow = context.options.allowRequest;
   if (allow === null) return;
   const info = {
-    headers: sessionHeaders(context, req, query, batch),
+    headers,
     query,
     address: req.socket?.remoteAddress ?? '',
     webChannel: isWebChannel(query, req),
@@ -405,7 +407,8 @@ async function admit(
 }
 
 // A WebChannel client may send headers inside the request (see
-// `webchannel.ts`); the session sees them merged over the real ones.
+// `webchannel.ts`); the session sees them merged over the real ones, and
+// `allowRequest` sees what the session will.
 function sessionHeaders(
   context: HandlerContext,
   req: IncomingMessage,
@@ -420,12 +423,13 @@ function startSession(
   context: HandlerContext,
   req: IncomingMessage,
   query: Query,
+  headers: IncomingHttpHeaders,
   requestId: number,
   batch: ForwardBatch | null,
   bytes: number,
 ): AnySession {
   retireOldSession(context, query);
-  const session = newSession(context, req, query, requestId, batch);
+  const session = newSession(context, req, query, headers, requestId);
   try {
     context.onConnect(session, req);
     session.emit('req', req);
@@ -452,7 +456,7 @@ function retireElsewhere(context: HandlerContext, query: Query): void {
   const { adapter } = context.host;
   const sid = query.OSID;
   if (sid === undefined || adapter.retire === undefined) return;
-  if (ownerElsewhere(context, { SID: sid }) === null) return;
+  if (ownerElsewhere(context, sid) === null) return;
   adapter.retire(sid, query.OAID === undefined ? null : arrayId(query.OAID, 'OAID'));
 }
 
@@ -460,8 +464,8 @@ function newSession(
   context: HandlerContext,
   req: IncomingMessage,
   query: Query,
+  headers: IncomingHttpHeaders,
   requestId: number,
-  batch: ForwardBatch | null,
 ): AnySession {
   const { options } = context;
   const id = newSessionId(options.nodeId);
@@ -470,7 +474,7 @@ function newSession(
   const session = new Session(context.host, {
     id,
     address: req.socket?.remoteAddress ?? '',
-    headers: shareHeaderValues(sessionHeaders(context, req, query, batch)),
+    headers: shareHeaderValues(headers),
     url: req.url ?? '',
     firstRequestId: requestId,
     handshake: handshakeArray(id, hostPrefix(options), webChannel, options.keepAliveInterval),
@@ -496,7 +500,7 @@ function handshakeHeaders(req: IncomingMessage, session: AnySession): Record<str
 //
 // Maps are handed to the session, which orders and delivers them. The
 // answer tells the client about its back channel (see
-// `Session.backChannelStatus`):
+// `backChannelStatus` in `backchannel.ts`):
 //
 // ```text
 // 10
@@ -587,7 +591,10 @@ async function terminate(
 ): Promise<void> {
   if (!session) throw badQuery('Terminate needs a SID');
   const requestId = integerParam(query.RID, 'RID');
-  if (req.method === 'POST') await readBatch(req, context.options, context.bodyTimeouts);
+  if (req.method === 'POST') {
+    const { bytes } = await readBatch(req, context.options, context.bodyTimeouts);
+    context.host.observer.bytesIn += bytes;
+  }
   session.terminateAt(requestId);
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
   res.end();

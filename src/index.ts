@@ -22,14 +22,10 @@
 // `on('session')`, `on('refused')`, `on('error')`) and stopping it
 // gracefully for a deploy (`await channel.shutdown()`).
 //
-// The modules below this one, in reading order from the wire up:
-// `headers` and `encoding` (what the server writes), `maps` (what clients
-// post), `order`, `inbox` and `outbox` (putting maps in order, keeping
-// arrays until acknowledged), `session-id` and `session` (one client's
-// conversation), `webchannel` (the WebChannel extensions), `errors`,
-// `body` and `handler` (HTTP in and out), `options`, `client-file`; then
-// the app layer: `rooms` and `broadcast`, `auth`, `observe`; and in
-// `client/`, the browser client.
+// This module wires the others together: the handler (`handler.ts`), one
+// `SessionHost` that every session shares (`session.ts`), the adapter
+// (`rooms.ts`) and the counters (`observe.ts`). The annotated source reads
+// them wire first, starting from `handler.ts`.
 /**
  * The factory and the public types.
  * @module browserchannel-server
@@ -183,12 +179,12 @@ export function browserChannel(
   const events = new EventEmitter();
   const observer = new Observer();
   const adapter: Adapter = resolved.adapter ?? new MemoryAdapter();
-  // An adapter that relays requests between processes routes on the node
-  // id in every session id, so a server without a `nodeId` gets a random one.
+  // The adapter always gets a name for this process. One that relays
+  // requests between processes routes on the node id in every session id,
+  // so then a server without a `nodeId` puts the drawn name in its ids too.
+  const nodeName = resolved.nodeId ?? randomBytes(6).toString('hex');
   const options =
-    resolved.nodeId === null && adapter.relay
-      ? { ...resolved, nodeId: randomBytes(6).toString('hex') }
-      : resolved;
+    resolved.nodeId === null && adapter.relay ? { ...resolved, nodeId: nodeName } : resolved;
 
   // ### Where app exceptions go
   //
@@ -251,7 +247,7 @@ export function browserChannel(
     },
   });
   adapter.attach({
-    nodeId: options.nodeId ?? randomBytes(6).toString('hex'),
+    nodeId: nodeName,
     sessions,
     error: (error) => onAppError(error, null),
     handle: (req, res) => handler(req, res),
@@ -266,20 +262,23 @@ export function browserChannel(
   // back channel is ended, which makes each client open its next one
   // with an `AID` that acknowledges what it got; once every session has
   // nothing unacknowledged, or `timeout` passes, all are closed.
-  const close = (reason = 'Server closed'): void => {
+  // An adapter's connections (Redis) must not keep the process alive
+  // either, so both end by closing it, once.
+  const closeAll = (reason: string): Promise<void> => {
     for (const session of [...sessions.values()]) session.close(reason);
     host.idle.clear();
     bodies.clear();
-    // An adapter's connections (Redis) must not keep the process alive either.
-    adapter.close().catch((error: unknown) => onAppError(error, null));
+    return adapter.close();
+  };
+  const close = (reason = 'Server closed'): void => {
+    closeAll(reason).catch((error: unknown) => onAppError(error, null));
   };
   const shutdown = async ({ timeout = 10_000 }: ShutdownOptions = {}): Promise<void> => {
     gate.draining = true;
     observer.log('shutting down: %d sessions, waiting up to %d ms', sessions.size, timeout);
     for (const session of sessions.values()) session.endBackChannel();
     await allAcknowledged([...sessions.values()], timeout);
-    close('Server shutting down');
-    await adapter.close();
+    await closeAll('Server shutting down');
   };
 
   const middleware = Object.assign(handler, {

@@ -218,10 +218,8 @@ export function resolveOptions(options: BrowserChannelOptions = {}): ResolvedOpt
   }
   const resolved: Record<string, unknown> = {};
   for (const [name, check] of Object.entries(CHECKERS)) {
-    if (name === 'server') continue;
     resolved[name] = check(name, (options as Record<string, unknown>)[name]);
   }
-  CHECKERS.server('server', options.server);
   resolved.hostPrefixes = Object.freeze(resolved.hostPrefixes as string[]);
   resolved.headers = Object.freeze({ ...(resolved.headers as Record<string, string>) });
   return Object.freeze(resolved) as unknown as ResolvedOptions;

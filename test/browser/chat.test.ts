@@ -3,32 +3,19 @@
 // chat, see each other, survive the server closing a session, and a third
 // page does the same through Google's WebChannel client.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from '../chromium.ts';
-import { createChatServer } from '../../examples/chat/server.ts';
+import type { Page } from 'playwright-core';
+import { output, startChatInChromium } from './chat-fixture.ts';
 
-const output = fileURLToPath(new URL('../../test-output/', import.meta.url));
-let chat: ReturnType<typeof createChatServer>;
-let browser: Browser;
+type ChatFixture = Awaited<ReturnType<typeof startChatInChromium>>;
+
+let chat: ChatFixture['chat'];
+let browser: ChatFixture['browser'];
 let base: string;
+let stop: () => Promise<void>;
 
-before(async () => {
-  chat = createChatServer();
-  await new Promise<void>((resolve) => chat.server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(chat.server.address() as AddressInfo).port}`;
-  browser = await launchChromium();
-  mkdirSync(output, { recursive: true });
-});
-after(async () => {
-  await browser?.close();
-  chat.channel.close();
-  chat.server.closeAllConnections();
-  chat.server.close();
-});
+before(async () => void ({ chat, browser, base, stop } = await startChatInChromium()));
+after(() => stop?.());
 
 async function join(query: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 900, height: 640 } });
