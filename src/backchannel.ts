@@ -108,6 +108,14 @@ export abstract class Downlink extends EventEmitter {
   /** @internal Queues a `["noop"]` when a back channel has been quiet a while. */
   protected abstract heartbeat(): void;
 
+  // With recovery on, an array may go to a back channel only once it is
+  // saved (`recovery.ts`), so a client can never hold an array that Redis
+  // lacks. Without recovery every queued array may go.
+  /** @internal Id of the newest array that may be written now. */
+  protected writableUpTo(): number {
+    return Infinity;
+  }
+
   // Flushing waits for the end of the current tick, so a burst of sends
   // (a broadcast, or all that `onConnect` says) leaves as one chunk with
   // one length prefix.
@@ -155,7 +163,7 @@ export abstract class Downlink extends EventEmitter {
     const channel = this.backChannel;
     if (channel === null || channel.blocked) return;
     const sent: SendCallback[] = [];
-    const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS);
+    const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS, this.writableUpTo());
     if (json === null) return;
     const text = channel.framing.chunk(json);
     channel.bytesWritten += text.length;
@@ -167,7 +175,7 @@ export abstract class Downlink extends EventEmitter {
     } else {
       if (!channel.res.write(text)) this.waitForDrain(channel);
       channel.heartbeat.refresh();
-      if (this.outbox.hasUnsent) this.scheduleFlush();
+      if (this.outbox.hasUnsentUpTo(this.writableUpTo())) this.scheduleFlush();
     }
     this.afterWrite(sent);
   }
@@ -212,7 +220,9 @@ export abstract class Downlink extends EventEmitter {
     if (this.backChannel) this.detach(this.backChannel.res, true);
     this.outbox.rewind();
     this.host.observer.backChannel(this.id, streaming);
-    if (!streaming && this.outbox.hasUnsent) return this.answerAtOnce(res, framing);
+    if (!streaming && this.outbox.hasUnsentUpTo(this.writableUpTo())) {
+      return this.answerAtOnce(res, framing);
+    }
     const onGone = (): void => this.detach(res, false);
     res.once('close', onGone);
     const heartbeat = setInterval(() => this.heartbeat(), heartbeatMs).unref();
@@ -242,7 +252,7 @@ export abstract class Downlink extends EventEmitter {
 
   private answerAtOnce(res: ServerResponse, framing: Framing): void {
     const sent: SendCallback[] = [];
-    const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS)!;
+    const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS, this.writableUpTo())!;
     const text = framing.chunk(json);
     this.host.observer.bytesOut += text.length;
     res.end(text + framing.close());

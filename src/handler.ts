@@ -41,6 +41,7 @@ import { type ResolvedOptions, isHostname } from './options.ts';
 import { type AnySession, Session, type SessionHost } from './session.ts';
 import type { Refusal } from './observe.ts';
 import { newSessionId } from './session-id.ts';
+import { type Reconnect, SessionLedger, recordable, takeOver } from './recovery.ts';
 import { type Query, parseUrl } from './query.ts';
 import {
   checkHttpSessionId,
@@ -79,7 +80,7 @@ export interface HandlerContext {
   /** Countdowns for bodies still arriving (`bodyTimeout`). */
   readonly bodyTimeouts: BodyTimeouts;
   /** `draining` is set by `shutdown()`: new sessions are refused from then on. */
-  readonly gate: { draining: boolean };
+  readonly gate: { draining: boolean; stopping: boolean };
   /** Tells the app about a new session (`channel.on('session')`). */
   readonly opened: (session: AnySession) => void;
   /** Tells the app about a request answered with an error (`channel.on('refused')`). */
@@ -326,7 +327,7 @@ async function create(
   context.host.observer.bytesIn += bytes;
   const headers = sessionHeaders(context, req, query, batch);
   await admit(context, req, query, headers);
-  const session = startSession(context, req, query, headers, requestId, batch, bytes);
+  const session = await startSession(context, req, query, headers, requestId, batch, bytes);
   res.writeHead(
     200,
     responseHeaders(context.options, req, res, CONTENT_TYPE.text, handshakeHeaders(req, session)),
@@ -352,7 +353,7 @@ async function fastHandshake(
   const batch = fastHandshakeBatch(query, limits);
   const headers = sessionHeaders(context, req, query, batch);
   await admit(context, req, query, headers);
-  const session = startSession(context, req, query, headers, requestId, batch, 0);
+  const session = await startSession(context, req, query, headers, requestId, batch, 0);
   session.attachBackChannel(res, framingFor('xmlhttp'), true);
   const initial = { 'X-HTTP-Initial-Response': headerJson(session.takeInitialResponse()) };
   res.writeHead(
@@ -419,7 +420,7 @@ function sessionHeaders(
   return extraHeaders ? { ...req.headers, ...extraHeaders } : req.headers;
 }
 
-function startSession(
+async function startSession(
   context: HandlerContext,
   req: IncomingMessage,
   query: Query,
@@ -427,9 +428,17 @@ function startSession(
   requestId: number,
   batch: ForwardBatch | null,
   bytes: number,
-): AnySession {
-  retireOldSession(context, query);
+): Promise<AnySession> {
+  const reconnect = reconnectOf(query);
   const session = newSession(context, req, query, headers, requestId);
+  const { ledger } = context.host;
+  if (ledger !== null && recordable(session)) ledger.track(session, new SessionLedger());
+  if (reconnect !== null && session.recovery !== null) {
+    await recover(context, session, reconnect);
+  } else {
+    retireOldSession(context, query);
+  }
+  if (isClosed(session)) throw new ProtocolError(503, 'SHUTTING_DOWN', 'Server closed');
   try {
     context.onConnect(session, req);
     session.emit('req', req);
@@ -441,6 +450,36 @@ function startSession(
   if (isClosed(session)) throw new ProtocolError(403, 'FORBIDDEN', 'Forbidden');
   context.opened(session);
   return session;
+}
+
+// ### Recovering the old session
+//
+// With the `recovery` option, a create naming its old session takes that
+// session's state over (`recovery.ts`) before `onConnect` runs, so the
+// app's first sends come after everything replayed. The old session, if
+// it is still open anywhere, closes with `Reconnected`.
+function reconnectOf(query: Query): Reconnect | null {
+  if (query.OSID === undefined || query.OSID === '') return null;
+  return {
+    oldId: query.OSID,
+    arrayId: query.OAID === undefined ? -1 : arrayId(query.OAID, 'OAID'),
+    firstMapId: query.OMID === undefined ? null : integerParam(query.OMID, 'OMID'),
+  };
+}
+
+async function recover(
+  context: HandlerContext,
+  session: AnySession,
+  reconnect: Reconnect,
+): Promise<void> {
+  const local = context.sessions.get(reconnect.oldId);
+  const { ledger, observer } = context.host;
+  await takeOver(ledger!.store, local, session, reconnect);
+  observer.recoveredWith(session);
+  if (local) local.close('Reconnected');
+  else if (ownerElsewhere(context, reconnect.oldId) !== null) {
+    context.host.adapter.retire?.(reconnect.oldId, reconnect.arrayId);
+  }
 }
 
 function retireOldSession(context: HandlerContext, query: Query): void {
@@ -522,6 +561,9 @@ async function forward(
   const overflow = session.receive(requestId, batch, bytes);
   if (overflow !== null) throw new ProtocolError(400, 'LIMIT_EXCEEDED', overflow);
   if (isClosed(session)) throw new ProtocolError(403, 'FORBIDDEN', 'Forbidden');
+  // With recovery, the answer waits until the delivered maps are counted
+  // in Redis: a client resending them after a crash finds them delivered.
+  if (session.recovery !== null && batch !== null) await context.host.ledger!.saved(session);
   res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text));
   res.end(lengthPrefixed(JSON.stringify(session.backChannelStatus())));
 }

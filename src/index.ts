@@ -42,6 +42,7 @@ import { type Adapter, MemoryAdapter } from './rooms.ts';
 import { type ChannelStats, Observer, type Refusal } from './observe.ts';
 import type { AnySession, Session, SessionHost } from './session.ts';
 import type { Downlink } from './backchannel.ts';
+import { Ledger } from './recovery.ts';
 
 export { Session } from './session.ts';
 export type { SessionState, SendCallback, SessionEvents } from './session.ts';
@@ -57,6 +58,9 @@ export { BroadcastTarget } from './broadcast.ts';
 export type { Exclusion } from './broadcast.ts';
 export type { ChannelStats, Refusal } from './observe.ts';
 export { sessionStream, type SessionStreamOptions } from './stream.ts';
+export type {
+  RecoveryOptions, RecoveryStore, SessionRecord, SavedSession,
+} from './recovery.ts';
 
 // ## The middleware's shape
 //
@@ -185,6 +189,12 @@ export function browserChannel(
   const nodeName = resolved.nodeId ?? randomBytes(6).toString('hex');
   const options =
     resolved.nodeId === null && adapter.relay ? { ...resolved, nodeId: nodeName } : resolved;
+  if (options.recovery !== null && adapter.recovery === undefined) {
+    throw new TypeError(
+      'browserChannel: option `recovery` needs an adapter that keeps history, ' +
+        'such as redisAdapter() from browserchannel-server/redis',
+    );
+  }
 
   // ### Where app exceptions go
   //
@@ -224,14 +234,16 @@ export function browserChannel(
     ),
     adapter,
     observer,
+    ledger: null,
     forget: (session, reason) => {
       sessions.delete(session.id);
       observer.closedWith(session, reason);
+      if (session.recovery !== null) ledger?.end(session, keepsState(reason, gate.stopping));
     },
     appError: onAppError,
   };
   const bodies = bodyTimeouts(options.bodyTimeout);
-  const gate = { draining: false };
+  const gate = { draining: false, stopping: false };
   const handler = createHandler({
     options,
     sessions,
@@ -252,6 +264,11 @@ export function browserChannel(
     error: (error) => onAppError(error, null),
     handle: (req, res) => handler(req, res),
   });
+  // Recovery starts once the adapter is attached: its store needs the
+  // adapter's connection.
+  const ledger = options.recovery && new Ledger(adapter.recovery!, options.recovery, (error) =>
+    onAppError(error, null));
+  (host as { ledger: Ledger | null }).ledger = ledger;
 
   // ### Closing, now or gracefully
   //
@@ -265,6 +282,7 @@ export function browserChannel(
   // An adapter's connections (Redis) must not keep the process alive
   // either, so both end by closing it, once.
   const closeAll = (reason: string): Promise<void> => {
+    gate.stopping = true;
     for (const session of [...sessions.values()]) session.close(reason);
     host.idle.clear();
     bodies.clear();
@@ -333,6 +351,13 @@ function allAcknowledged(sessions: AnySession[], timeout: number): Promise<void>
       session.once('close', once);
     }
   });
+}
+
+// A session closed by the server stopping, or because its client went
+// quiet, may still be reconnected to, elsewhere, within the recovery
+// window; every other end is final (see `Ledger.end`).
+function keepsState(reason: string, stopping: boolean): boolean {
+  return stopping || reason === 'Timed out';
 }
 
 /** The factory, as the default export (`import browserChannel from …`). */

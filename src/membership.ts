@@ -45,6 +45,11 @@ export abstract class Membership<In, Out, Data extends object> extends AppEvents
     this.appData = value;
   }
 
+  /** @internal Whether the app has touched `data`. */
+  get hasData(): boolean {
+    return this.appData !== null;
+  }
+
   // ## Rooms
   //
   // Joining and leaving go through the server's adapter (`rooms.ts`),
@@ -67,7 +72,7 @@ export abstract class Membership<In, Out, Data extends object> extends AppEvents
     checkRoom(room);
     if (this.state === 'closed' || this.roomSet?.has(room)) return Promise.resolve();
     (this.roomSet ??= new Set()).add(room);
-    return this.host.adapter.join(this.self, room);
+    return this.saved(this.host.adapter.join(this.self, room));
   }
 
   /** Leaves `room`. Resolves once broadcasts to the room no longer reach this session. */
@@ -75,7 +80,15 @@ export abstract class Membership<In, Out, Data extends object> extends AppEvents
     checkRoom(room);
     if (!this.roomSet?.delete(room)) return Promise.resolve();
     if (this.roomSet.size === 0) this.roomSet = null;
-    return this.host.adapter.leave(this.self, room);
+    return this.saved(this.host.adapter.leave(this.self, room));
+  }
+
+  // With recovery on, a room change is part of what a successor takes
+  // over, so `join` and `leave` resolve once it is saved too.
+  private saved(done: Promise<void>): Promise<void> {
+    const ledger = this.host.ledger;
+    if (ledger === null) return done;
+    return done.then(() => ledger.saved(this.self));
   }
 
   // `session.to(room)` is the usual way for one client's message to reach

@@ -85,6 +85,13 @@ export interface ChannelStats {
   readonly backChannels: number;
   /** `["noop"]` heartbeats sent. */
   readonly heartbeats: number;
+  /** Creates naming an old session (`OSID`) with the `recovery` option on. */
+  readonly recovery: {
+    /** Old sessions taken over whole. */
+    readonly recovered: number;
+    /** Old sessions that could not be, by reason (at most 64 reasons, then `other`). */
+    readonly failed: Readonly<Record<string, number>>;
+  };
 }
 
 // Close reasons are app text, so their number has no natural bound: an
@@ -123,7 +130,9 @@ export class Observer {
   bytesOut = 0;
   backChannels = 0;
   heartbeats = 0;
+  recovered = 0;
   private readonly closed = new Map<string, number>();
+  private readonly failed = new Map<string, number>();
   private readonly refused = new Map<number, number>();
 
   opened(session: Session): void {
@@ -148,6 +157,22 @@ export class Observer {
       debug('session %s closed: %s (%d open)', shortId(session.id), reason, this.sessionsOpen);
     }
     if (channels.close.hasSubscribers) channels.close.publish({ session, reason });
+  }
+
+  // A failure's reason names the session (`no saved state for n2.Qm9v…`),
+  // so the table counts it by its first words, before any id.
+  recoveredWith(session: Session): void {
+    const failure = session.recoveryFailure;
+    if (failure === null) this.recovered++;
+    else {
+      const kind = failure.split(/ (?:for|of|in) /)[0]!;
+      const key = this.failed.has(kind) || this.failed.size < MAX_REASONS ? kind : 'other';
+      this.failed.set(key, (this.failed.get(key) ?? 0) + 1);
+    }
+    if (debug.enabled) {
+      debug('session %s replaces %s: %s', shortId(session.id), shortId(session.previousId ?? ''),
+        failure ?? 'recovered');
+    }
   }
 
   refusedWith(refusal: Refusal): void {
@@ -205,6 +230,7 @@ export class Observer {
       refused: Object.fromEntries(this.refused),
       backChannels: this.backChannels,
       heartbeats: this.heartbeats,
+      recovery: { recovered: this.recovered, failed: Object.fromEntries(this.failed) },
     };
   }
 }

@@ -26,6 +26,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AllowRequest } from './auth.ts';
 import type { Adapter } from './rooms.ts';
+import type { RecoveryOptions } from './recovery.ts';
 
 // ## The options an app passes
 /** Computes the `Access-Control-Allow-Origin` value for one request. */
@@ -81,6 +82,11 @@ export interface BrowserChannelOptions {
   allowRequest?: AllowRequest | null;
   /** Where rooms live and broadcasts go. Default: a `MemoryAdapter` (one process). */
   adapter?: Adapter | null;
+  /**
+   * Keeps sessions recoverable across processes (see `recovery.ts`): `{ window: 120000 }`.
+   * Needs an adapter with history, such as `browserchannel-server/redis`. Default off.
+   */
+  recovery?: RecoveryOptions | null;
 }
 
 // ## The resolved form
@@ -130,6 +136,8 @@ export interface ResolvedOptions {
   readonly allowRequest: AllowRequest | null;
   /** The adapter, or null for a new `MemoryAdapter`. */
   readonly adapter: Adapter | null;
+  /** Recovery settings, or null when off. */
+  readonly recovery: Required<RecoveryOptions> | null;
 }
 
 // ## Defaults
@@ -196,6 +204,7 @@ const CHECKERS: Record<keyof BrowserChannelOptions, Checker> = {
   allowRequest: (name, value) =>
     oneOf(name, value ?? null, ['function'], 'a function (req, info) => verdict'),
   adapter: (name, value) => adapterShape(name, value ?? null),
+  recovery: (name, value) => recoveryShape(name, value ?? null),
 };
 
 /**
@@ -316,6 +325,23 @@ function adapterShape(name: string, value: unknown): unknown {
   );
   if (typeof value === 'object' && missing.length === 0) return value;
   return fail(name, `an Adapter${missing.length ? ` (missing ${missing.join(', ')})` : ''}`, value);
+}
+
+// Recovery keeps state in the adapter's store for `window` milliseconds,
+// and up to `history` broadcasts per room. Whether the adapter has a
+// store is checked by the factory, which sees both options together.
+function recoveryShape(name: string, value: unknown): Required<RecoveryOptions> | null {
+  if (value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    return fail(name, 'an object { window, history? }', value);
+  }
+  const { window, history, ...rest } = value as Record<string, unknown>;
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined) fail(`${name}.${unknown}`, 'absent (known: window, history)', unknown);
+  return Object.freeze({
+    window: timer(`${name}.window`, window),
+    history: count(`${name}.history`, history ?? 1000),
+  });
 }
 
 function paramName(name: string, value: unknown): string {

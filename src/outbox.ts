@@ -93,8 +93,8 @@ export class Outbox {
   // The text is assembled by one `join` over short id prefixes and the
   // payloads as they are, so each payload is copied once, into the chunk.
   /** The oldest unsent arrays (about `maxChars` characters) as one chunk's JSON, or null. */
-  takeUnsent(sent: SendCallback[], maxChars = Infinity): string | null {
-    const count = this.length;
+  takeUnsent(sent: SendCallback[], maxChars = Infinity, lastId = Infinity): string | null {
+    const count = Math.min(this.length, lastId + 1 - this.firstId);
     let index = this.lastSentId + 1 - this.firstId;
     if (index >= count) return null;
     const pieces: string[] = [];
@@ -181,6 +181,28 @@ export class Outbox {
   /** Whether some queued array has not been written yet. */
   get hasUnsent(): boolean {
     return this.firstId + this.length - 1 > this.lastSentId;
+  }
+
+  /** Whether some queued array with an id up to `lastId` has not been written yet. */
+  hasUnsentUpTo(lastId: number): boolean {
+    return Math.min(this.firstId + this.length - 1, lastId) > this.lastSentId;
+  }
+
+  /** Id of the oldest array still queued (the next id when none is). */
+  get oldestId(): number {
+    return this.firstId;
+  }
+
+  // With recovery on (`recovery.ts`), the ledger saves what was queued
+  // since its last save, and a takeover in the same process copies what
+  // the client does not have yet.
+  /** JSON texts of the queued arrays from id `fromId` on, oldest first. */
+  textsFrom(fromId: number): string[] {
+    const texts: string[] = [];
+    for (let index = Math.max(0, fromId - this.firstId); index < this.length; index++) {
+      texts.push(this.textAt(index));
+    }
+    return texts;
   }
 
   /** JSON characters queued or sent but not acknowledged. */

@@ -27,6 +27,7 @@
 /** Rooms, broadcasts and the adapter interface. @module */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Session } from './session.ts';
+import type { RecoveryStore } from './recovery.ts';
 
 // ## A broadcast, as it travels
 //
@@ -114,6 +115,8 @@ export interface Adapter {
    * of another node; that node acknowledges up to `arrayId` and closes it with `Reconnected`.
    */
   retire?(sessionId: string, arrayId: number | null): void;
+  /** Optional: where sessions are saved for the `recovery` option (see `recovery.ts`). */
+  readonly recovery?: RecoveryStore;
 }
 
 // ## The in-memory adapter

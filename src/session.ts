@@ -33,6 +33,7 @@ import type { SendCallback } from './outbox.ts';
 import { type Observer, shortId } from './observe.ts';
 import { type Query, parseUrl } from './query.ts';
 import type { Adapter } from './rooms.ts';
+import type { Ledger, SessionLedger } from './recovery.ts';
 
 /** @internal A session of any type parameters, as the server's own code sees it. */
 export type AnySession = Session<unknown, unknown, object>;
@@ -89,6 +90,8 @@ export interface SessionHost {
   readonly adapter: Adapter;
   /** The server's counters and debug output (`observe.ts`). */
   readonly observer: Observer;
+  /** Saves sessions for recovery (`recovery.ts`), or null when the option is off. */
+  readonly ledger: Ledger | null;
   /** Called once, when a session closes, so the registry can forget it. */
   forget(session: AnySession, reason: string): void;
   /** Called with exceptions thrown by app code that no `error` listener on the session takes. */
@@ -162,6 +165,8 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
   /** @internal */
   protected readonly host: SessionHost;
   private queryOrUrl: Query | string;
+  /** @internal What recovery saved of this session, or null when it is not saved. */
+  recovery: SessionLedger | null = null;
 
   /** @internal Sessions are created by the handler and handed to `onConnect`. */
   constructor(host: SessionHost, init: SessionInit) {
@@ -195,6 +200,33 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
   /** The client's `CVER`, or null. */
   get appVersion(): string | null {
     return this.query.CVER ?? null;
+  }
+
+  // ## How it began
+  //
+  // A session created with `OSID` names the one it replaces. With the
+  // `recovery` option (`recovery.ts`) the new session may have taken over
+  // the old one whole: its unreceived arrays, its rooms' broadcasts since,
+  // its rooms and its `data`. `onConnect` can tell, and say so to the user:
+  //
+  // | `recovered` | `previousId` | `recoveryFailure` | |
+  // |---|---|---|---|
+  // | false | null | null | a new client |
+  // | true | `n2.Qm9v…` | null | nothing was lost |
+  // | false | `n2.Qm9v…` | `"no saved state for …"` | a fresh start, and why |
+  /** True when this session took over its predecessor's state whole (`recovery` option). */
+  get recovered(): boolean {
+    return this.recovery?.recovered ?? false;
+  }
+
+  /** The id of the session this one replaces (`OSID`), when recovery looked for it. */
+  get previousId(): string | null {
+    return this.recovery?.previousId ?? null;
+  }
+
+  /** Why the predecessor could not be recovered, or null. */
+  get recoveryFailure(): string | null {
+    return this.recovery?.failure ?? null;
   }
 
   // ## Sending
@@ -247,6 +279,7 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
     }
     const id = this.outbox.queue(json, onSent, onAck);
     if (fromApp) this.host.observer.messageOut(this, json);
+    if (this.recovery !== null) this.host.ledger!.mark(this);
     this.flush();
     this.checkBuffer();
     return id;
@@ -289,6 +322,11 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
   }
 
   /** @internal */
+  protected override writableUpTo(): number {
+    return this.recovery === null ? Infinity : this.recovery.saved;
+  }
+
+  /** @internal */
   protected heartbeat(): void {
     this.host.observer.heartbeats++;
     this.enqueue(NOOP_JSON, null, null, false);
@@ -304,7 +342,29 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
   acknowledge(arrayId: number): void {
     const before = this.outbox.length;
     for (const callback of this.outbox.acknowledge(arrayId)) this.callApp(callback);
-    if (before > 0 && this.outbox.length === 0 && this.state !== 'closed') this.emitApp('drain');
+    if (before === this.outbox.length) return;
+    if (this.recovery !== null) this.host.ledger!.mark(this);
+    if (this.outbox.length === 0 && this.state !== 'closed') this.emitApp('drain');
+  }
+
+  // What recovery reads of the outbox (`recovery.ts`): what to save, what
+  // the client has, and what a successor in this process should resend.
+  /** @internal The arrays queued from id `fromId` on, and the id of the last one. */
+  unsavedArrays(fromId: number): { texts: string[]; firstId: number; lastId: number } {
+    const texts = this.outbox.textsFrom(fromId);
+    const firstId = Math.max(fromId, this.outbox.oldestId);
+    return { texts, firstId, lastId: firstId + texts.length - 1 };
+  }
+
+  /** @internal The newest array id the client has acknowledged. */
+  get acknowledgedId(): number {
+    return this.outbox.oldestId - 1;
+  }
+
+  /** @internal JSON of the arrays the client has not acknowledged, less heartbeats. */
+  unacknowledged(): string[] {
+    const from = Math.max(1, this.outbox.oldestId);
+    return this.outbox.textsFrom(from).filter((json) => json !== NOOP_JSON);
   }
 
   // `bufferedBytes` lets an app apply backpressure: if a client stops
@@ -341,6 +401,7 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
 
   /** @internal Turns one map, in order, into `map` and `message` events (called by the inbox). */
   deliver(item: ForwardItem): void {
+    if (this.recovery !== null && this.recovery.maps++ < this.recovery.skipMaps) return;
     if (this.state === 'closed' || item.kind === 'skip') return;
     if (item.kind === 'map') this.emitApp('map', item.map satisfies ClientMap);
     if (item.kind === 'json' || item.hasMessage) {

@@ -27,9 +27,10 @@ import type { Adapter, AdapterHost, Audience, Broadcast, RelayTarget } from '../
 import type { Session } from '../session.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  Names, decodeAudience, decodeBroadcast, encodeAudience, encodeBroadcast, parse,
+  Names, broadcastPayload, decodeAudience, decodeBroadcast, encodeAudience, encodeBroadcast, parse,
 } from './wire.ts';
 import { Relay } from './relay.ts';
+import { History } from './history.ts';
 
 // ## The Redis connection it needs
 //
@@ -55,6 +56,8 @@ export interface RedisConnection {
   unsubscribe(channel: string, listener: PubSubListener): Promise<unknown>;
   /** EVAL a Lua script. */
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  /** EVALSHA: a Lua script Redis already has, by its SHA-1. */
+  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   /** A new client with the same options (and `overrides`). */
   duplicate(overrides?: { disableOfflineQueue?: boolean }): RedisConnection;
   /** Closes the connection once pending commands are answered. */
@@ -144,6 +147,9 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   private closing: Promise<void> | null = null;
   private relayer: Relay | null = null;
 
+  /** Session state and room history for the server's `recovery` option (`history.ts`). */
+  readonly recovery: History;
+
   constructor(options: RedisAdapterOptions) {
     super();
     this.publisher = options.client;
@@ -157,6 +163,10 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     };
     this.names = new Names(this.settings.prefix);
     this.ready = new Promise((resolve) => (this.markReady = resolve));
+    this.recovery = new History(this.publisher, this.settings.prefix, {
+      join: (session, room) => session.join(room),
+      leave: (session, room) => session.leave(room),
+    });
   }
 
   /** This process's node id (set when the server attaches the adapter). */
@@ -236,26 +246,38 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   // from every process reach the session. The last local leave
   // unsubscribes. While Redis is down, joins resolve at once (the local
   // part works) and the subscription is made when it returns.
+  //
+  // With recovery on, a join also learns where the room's history stands
+  // (`history.ts`), so that the session's saved position means something
+  // from its first save on.
   override join(session: Session<unknown, unknown, object>, room: string): Promise<void> {
     const first = !this.members.has(room);
     void super.join(session, room);
     const channel = this.names.room(room);
     if (first) this.wanted.add(channel);
-    return first ? this.sync(channel) : (this.pending.get(channel) ?? Promise.resolve());
+    const subscribed = first ? this.sync(channel) : (this.pending.get(channel) ?? Promise.resolve());
+    if (!this.recovery.enabled) return subscribed;
+    return subscribed.then(() => this.recovery.joined(room)).catch((error: unknown) =>
+      this.outage(error));
   }
 
   override leave(session: Session<unknown, unknown, object>, room: string): Promise<void> {
     if (!this.remove(session, room)) return Promise.resolve();
-    this.wanted.delete(this.names.room(room));
+    this.lastLeft(room);
     return this.sync(this.names.room(room));
   }
 
   override leaveAll(session: Session<unknown, unknown, object>): void {
     for (const room of session.rooms) {
       if (!this.remove(session, room)) continue;
-      this.wanted.delete(this.names.room(room));
+      this.lastLeft(room);
       void this.sync(this.names.room(room));
     }
+  }
+
+  private lastLeft(room: string): void {
+    this.wanted.delete(this.names.room(room));
+    this.recovery.left(room);
   }
 
   private sync(channel: string): Promise<void> {
@@ -290,11 +312,48 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   // per target channel. A process hearing it on two room channels delivers
   // it once, through the first room the session is in (`deliver`'s `via`).
   override broadcast(message: Broadcast): void {
+    if (this.recovery.enabled && message.rooms !== null) return this.broadcastWithHistory(message);
     this.deliver(message);
     if (!this.connected) return this.lost(1);
     const text = encodeBroadcast(this.nodeId, message);
     if (message.rooms === null) return this.publish(this.names.all, text);
     for (const room of message.rooms) this.publish(this.names.room(room), text);
+  }
+
+  // With recovery on, a room broadcast goes into each room's history and
+  // comes back to every process, this one included, through pub/sub, in
+  // offset order. A room Redis could not take it for gets it here only,
+  // at once, as without history (and the loss is reported).
+  private broadcastWithHistory(message: Broadcast): void {
+    const rooms = message.rooms!;
+    if (!this.connected) {
+      this.deliver(message);
+      return this.lost(1);
+    }
+    const payload = broadcastPayload(message);
+    const published = this.recovery.publish(this.nodeId, message, payload,
+      (room) => this.names.room(room));
+    published.forEach((done, index) => {
+      done.catch(() => {
+        this.deliver(message, rooms[index]!);
+        this.lost(1);
+      });
+    });
+  }
+
+  // A broadcast heard with its room's position. While some session is
+  // being taken over, each recipient is checked by the history (held, or
+  // already replayed); otherwise they are queued directly.
+  private deliverWithPosition(message: Broadcast, room: string, epoch: string, offset: number):
+    void {
+    const position = { epoch, offset };
+    this.recovery.heard(room, position);
+    if (!this.recovery.filtering) {
+      this.deliver(message, room);
+      return;
+    }
+    this.each(message, room, (session) =>
+      this.recovery.offer(session, room, position, message.json));
   }
 
   private publish(channel: string, text: string, counted = true): void {
@@ -324,6 +383,11 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
       if (words[1] === this.nodeId) return;
       const message = decodeBroadcast(payload);
       if (message !== null) this.deliver(message, this.names.roomOf(channel));
+    } else if (kind === 'B') {
+      const message = decodeBroadcast(payload);
+      const room = this.names.roomOf(channel);
+      if (message === null || room === null || words.length < 4) return;
+      this.deliverWithPosition(message, room, words[2]!, Number(words[3]));
     } else if (kind === 'h') {
       if (words[1]) this.live.add(words[1]);
     } else if (kind === 'i') {
@@ -477,6 +541,7 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   private async stop(): Promise<void> {
     this.closed = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.recovery.close();
     this.relayer?.close();
     for (const question of this.questions.values()) question.finish();
     try {

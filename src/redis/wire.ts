@@ -76,8 +76,20 @@ export function parse(text: string): Message {
 // ## Broadcasts
 /** The text published for a broadcast from `origin`. */
 export function encodeBroadcast(origin: string, message: Broadcast): string {
-  const audience = JSON.stringify([message.rooms, message.exceptRooms, message.exceptIds]);
-  return `b ${origin}\n${audience}\n${message.json}`;
+  return `b ${origin}\n${broadcastPayload(message)}`;
+}
+
+// With recovery on, a room broadcast is published by a script that adds
+// the room's epoch and offset to the first line (`history.ts`):
+//
+// ```text
+// B n1 k3J9 58
+// [["lobby"],[],[]]
+// {"t":"hi"}
+// ```
+/** A broadcast's audience line and JSON text: the payload after the first line. */
+export function broadcastPayload(message: Broadcast): string {
+  return `${encodeAudience(message)}\n${message.json}`;
 }
 
 /** The broadcast in a payload made by {@link encodeBroadcast}, or null if it is malformed. */

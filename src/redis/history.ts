@@ -1,0 +1,534 @@
+// # History: what Redis keeps so a session can outlive its process
+//
+// The core's `recovery.ts` decides *when* a session is saved and what a
+// takeover must replay; this module is *where*: the keys, and the Lua
+// scripts that change them atomically. Two kinds of state, both expiring:
+//
+// | key | type | holds |
+// |---|---|---|
+// | `bc:s:<sid>` | stream | the session's unacknowledged arrays, entry id `<arrayId>-1` |
+// | `bc:s:<sid>:m` | hash | `next` array id, `maps`, `data`, `rooms`, `pos`, `ver` |
+// | `bc:h:<room>` | stream | the room's last broadcasts, entry id `<offset>-1` |
+// | `bc:h:<room>:m` | hash | the room's `epoch` and last `offset` |
+//
+// Entry ids *are* array ids and offsets, so "everything after `OAID`" is
+// one `XRANGE` from `OAID+1`, and acknowledging is one `XTRIM MINID`.
+//
+// ## Room history, Centrifugo's way
+//
+// A room broadcast is given the next offset of its room and appended to
+// the room's stream in the same script that publishes it, so the order
+// of offsets is the order every process hears them in:
+//
+// ```text
+// n1: channel.to('lobby').send({n:7})
+//     EVALSHA room … → HINCRBY bc:h:lobby:m offset   → 58
+//                    → XADD bc:h:lobby MAXLEN ~ 1000 58-1 …
+//                    → PUBLISH bc:room:lobby "B n1 k3J9 58\n[["lobby"],[],[]]\n{"n":7}"
+// n1, n2 (members of lobby) deliver it, and remember: lobby is at k3J9:58
+// ```
+//
+// The *epoch* is a random word made when the room's state is created. If
+// Redis loses it (a restart without persistence, an eviction, the window
+// passing in a quiet room), the next broadcast starts a new epoch at
+// offset 1, and a session that saved `k3J9:58` can tell its gap is not
+// held, instead of replaying the wrong messages.
+//
+// With history on, a room broadcast reaches even this process's own
+// members through Redis, one round trip later, so that every process
+// delivers a room's broadcasts in offset order: that order is what a
+// saved position means.
+/** Redis keys and scripts for session recovery and room history. @module */
+import { createHash, randomBytes } from 'node:crypto';
+import type {
+  RecoveryOptions, RecoveryStore, SavedSession, SessionRecord,
+} from '../recovery.ts';
+import type { Broadcast } from '../rooms.ts';
+import type { Session } from '../session.ts';
+import { decodeBroadcast } from './wire.ts';
+
+type AnySessionLike = Session<unknown, unknown, object>;
+
+// ## What history needs from Redis and from the adapter
+/** The Redis calls history makes. */
+export interface ScriptRunner {
+  /** Connected and usable. */
+  readonly isReady: boolean;
+  /** EVALSHA. */
+  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  /** EVAL, when Redis does not have the script yet. */
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+}
+
+/** What history asks of the adapter it serves. */
+export interface HistoryHost {
+  /** Joins `session` to `room` (a takeover restores rooms). */
+  join(session: AnySessionLike, room: string): Promise<void>;
+  /** Leaves `room` (a takeover that failed undoes its joins). */
+  leave(session: AnySessionLike, room: string): Promise<void>;
+}
+
+// A room's position: which history, and how far along it.
+/** @internal */
+export interface Position {
+  readonly epoch: string;
+  readonly offset: number;
+}
+
+// ## The scripts
+//
+// Each is sent by its SHA-1 (`EVALSHA`), and in full only the first time
+// a Redis has not seen it. Array ids and offsets stay far below 2^53, so
+// Lua's numbers hold them exactly.
+class Script {
+  readonly sha: string;
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+}
+
+// `save`: one call for many sessions, two keys each. Per session the
+// arguments are: create, first array id, count, acked, maps, whether
+// data follows, data, rooms, positions, appVersion, then the arrays.
+// A session whose state says `taken` answers 0: another process has it.
+const SAVE = new Script(`
+local ttl = ARGV[1]
+local at = 2
+local out = {}
+for s = 1, #KEYS / 2 do
+  local stream, meta = KEYS[2 * s - 1], KEYS[2 * s]
+  local first, count = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+  local acked = tonumber(ARGV[at + 3])
+  if redis.call('HEXISTS', meta, 'taken') == 1 then
+    out[s] = 0
+  else
+    if ARGV[at] ~= '1' and redis.call('EXISTS', meta) == 0 then
+      redis.call('HSET', meta, 'lost', '1')
+    end
+    for k = 0, count - 1 do
+      redis.call('XADD', stream, (first + k) .. '-1', 'j', ARGV[at + 10 + k])
+    end
+    if acked >= 0 then redis.call('XTRIM', stream, 'MINID', (acked + 1) .. '-0') end
+    if count > 0 then redis.call('HSET', meta, 'next', first + count) end
+    redis.call('HSET', meta, 'maps', ARGV[at + 4], 'rooms', ARGV[at + 7],
+      'pos', ARGV[at + 8], 'ver', ARGV[at + 9])
+    if ARGV[at + 5] == '1' then redis.call('HSET', meta, 'data', ARGV[at + 6]) end
+    redis.call('PEXPIRE', stream, ttl)
+    redis.call('PEXPIRE', meta, ttl)
+    out[s] = 1
+  end
+  at = at + 10 + count
+end
+return out`);
+
+// `take`: reads a session's state and replaces it with a tombstone, in
+// one step, so two processes can never both take it over, and the old
+// owner's next save learns it lost the session.
+const TAKE = new Script(`
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'none'} end
+if redis.call('HEXISTS', KEYS[2], 'taken') == 1 then return {'taken'} end
+local meta = redis.call('HGETALL', KEYS[2])
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', '+')
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[2], 'taken', '1')
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return {'ok', meta, entries}`);
+
+// `drop`: a session ended for good. Its tombstone, if it has one, stays.
+const DROP = new Script(`
+redis.call('DEL', KEYS[1])
+if redis.call('HEXISTS', KEYS[2], 'taken') == 0 then redis.call('DEL', KEYS[2]) end
+return 1`);
+
+// `room`: the next offset, the entry, the publication, one step. A room
+// whose state was lost starts a new epoch, and its stale stream goes.
+const ROOM = new Script(`
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'epoch', epoch)
+end
+local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], offset .. '-1', 'b', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PUBLISH', ARGV[4], 'B ' .. ARGV[5] .. ' ' .. epoch .. ' ' .. offset .. '\\n' .. ARGV[6])
+return offset`);
+
+// `position`: where a room is now, creating its epoch if it has none.
+const POSITION = new Script(`
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'epoch', epoch, 'offset', 0)
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return {epoch, redis.call('HGET', KEYS[2], 'offset') or '0'}`);
+
+// `since`: a room's position and its entries from one offset on.
+const SINCE = new Script(`
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if not epoch then return {'none'} end
+local offset = redis.call('HGET', KEYS[2], 'offset') or '0'
+return {epoch, offset, redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', '+')}`);
+
+// `refresh`: live sessions and rooms in use must not expire.
+const REFRESH = new Script(`
+for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[1]) end
+return #KEYS`);
+
+type Entry = [string, string[]];
+
+// How many sessions one `save` call carries, and keys one refresh: small
+// enough that no single script holds Redis for long.
+const SESSIONS_PER_CALL = 64;
+const KEYS_PER_REFRESH = 512;
+
+// ## The store
+/** Session state and room history in Redis; the Redis adapter's `recovery`. */
+export class History implements RecoveryStore {
+  private settings: Required<RecoveryOptions> | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private liveIds: () => Iterable<string> = () => [];
+
+  // The rooms this process has members in, and how far it has heard each.
+  private readonly positions = new Map<string, Position>();
+  // Sessions being taken over: live room broadcasts wait here until the
+  // replay is queued, and then pass only if newer than what was replayed.
+  private readonly held = new WeakMap<AnySessionLike, Holding>();
+  private readonly floors = new WeakMap<AnySessionLike, Map<string, Position>>();
+
+  constructor(
+    private readonly redis: ScriptRunner,
+    private readonly prefix: string,
+    private readonly host: HistoryHost,
+  ) {}
+
+  /** True once the server turned recovery on. */
+  get enabled(): boolean {
+    return this.settings !== null;
+  }
+
+  // The keys live a third of the window longer than the window, and are
+  // refreshed every third of it: a session's state outlasts its process
+  // by at least `window`.
+  private get ttl(): string {
+    return String(Math.ceil(this.settings!.window * 4 / 3));
+  }
+
+  start(options: Required<RecoveryOptions>, liveIds: () => Iterable<string>): void {
+    this.settings = options;
+    this.liveIds = liveIds;
+    const every = Math.max(1000, Math.floor(options.window / 3));
+    this.refreshTimer = setInterval(() => void this.refresh(), every).unref();
+  }
+
+  /** Stops the refresh timer. */
+  close(): void {
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.refreshTimer = null;
+  }
+
+  private sessionKeys(id: string): [string, string] {
+    const stream = `${this.prefix}:s:${id}`;
+    return [stream, `${stream}:m`];
+  }
+
+  private roomKeys(room: string): [string, string] {
+    const stream = `${this.prefix}:h:${room}`;
+    return [stream, `${stream}:m`];
+  }
+
+  private run(script: Script, keys: string[], args: string[]): Promise<unknown> {
+    if (!this.redis.isReady) return Promise.reject(new Error('Redis unavailable'));
+    const options = { keys, arguments: args };
+    return this.redis.evalSha(script.sha, options).catch((error: unknown) => {
+      if (!String(error).includes('NOSCRIPT')) throw error;
+      return this.redis.eval(script.source, options);
+    });
+  }
+
+  // ## Saving sessions
+  async save(records: readonly SessionRecord[]): Promise<readonly boolean[]> {
+    const calls: Promise<unknown>[] = [];
+    for (let start = 0; start < records.length; start += SESSIONS_PER_CALL) {
+      const keys: string[] = [];
+      const args = [this.ttl];
+      for (const record of records.slice(start, start + SESSIONS_PER_CALL)) {
+        keys.push(...this.sessionKeys(record.session.id));
+        args.push(...this.saveArguments(record));
+      }
+      calls.push(this.run(SAVE, keys, args));
+    }
+    const answers = await Promise.all(calls);
+    return answers.flatMap((answer) => (answer as number[]).map((ok) => Number(ok) === 1));
+  }
+
+  private saveArguments(record: SessionRecord): string[] {
+    const { session } = record;
+    return [
+      record.create ? '1' : '0',
+      String(record.firstId),
+      String(record.texts.length),
+      String(record.acked),
+      String(record.maps),
+      record.data === null ? '0' : '1',
+      record.data ?? '',
+      JSON.stringify([...session.rooms]),
+      JSON.stringify(this.positionsOf(session)),
+      session.appVersion ?? '',
+      ...record.texts,
+    ];
+  }
+
+  // A session's position in each of its rooms: how far this process has
+  // heard the room, or, for a session still catching up, how far its
+  // replay went, whichever is further.
+  private positionsOf(session: AnySessionLike): Record<string, string> {
+    const positions: Record<string, string> = {};
+    const floors = this.floors.get(session);
+    for (const room of session.rooms) {
+      const heard = this.positions.get(room);
+      const floor = floors?.get(room);
+      const position = floor && (!heard || heard.epoch !== floor.epoch ||
+        heard.offset < floor.offset) ? floor : heard;
+      if (floor && position === heard) floors!.delete(room);
+      if (position) positions[room] = `${position.epoch}:${position.offset}`;
+    }
+    if (floors && floors.size === 0) this.floors.delete(session);
+    return positions;
+  }
+
+  end(sessionId: string, keep: boolean): void {
+    if (keep || !this.redis.isReady) return;
+    this.run(DROP, this.sessionKeys(sessionId), []).catch(() => {
+      // Left to expire.
+    });
+  }
+
+  private async refresh(): Promise<void> {
+    const keys: string[] = [];
+    for (const id of this.liveIds()) keys.push(...this.sessionKeys(id));
+    for (const room of this.positions.keys()) keys.push(...this.roomKeys(room));
+    for (let start = 0; start < keys.length; start += KEYS_PER_REFRESH) {
+      await this.run(REFRESH, keys.slice(start, start + KEYS_PER_REFRESH), [this.ttl]).catch(
+        () => {},
+      );
+    }
+  }
+
+  // ## Rooms: publishing and hearing
+  //
+  // `publish` returns false when Redis cannot take the broadcast; the
+  // adapter then delivers it here only, as it does without history.
+  /** Appends a room broadcast to each room's history and publishes it. */
+  publish(origin: string, message: Broadcast, payload: string,
+    channelOf: (room: string) => string): Promise<void>[] {
+    return message.rooms!.map(async (room) => {
+      const args = [newEpoch(), String(this.settings!.history), this.ttl, channelOf(room), origin,
+        payload];
+      await this.run(ROOM, this.roomKeys(room), args);
+    });
+  }
+
+  /** A room this process has a first member in: learn where its history is. */
+  async joined(room: string): Promise<void> {
+    if (this.positions.has(room)) return;
+    const answer = await this.run(POSITION, this.roomKeys(room), [newEpoch(), this.ttl]);
+    const [epoch, offset] = answer as [string, string];
+    if (!this.positions.has(room)) this.positions.set(room, { epoch, offset: Number(offset) });
+  }
+
+  /** This process has no member left in `room`. */
+  left(room: string): void {
+    this.positions.delete(room);
+  }
+
+  /** A room broadcast heard at `position`: remember how far the room is. */
+  heard(room: string, position: Position): void {
+    if (this.positions.has(room)) this.positions.set(room, position);
+  }
+
+  // Each session a heard broadcast is for comes through here: a session
+  // being taken over holds it for later; one that has caught up by replay
+  // skips what the replay already gave it. For a few seconds after a
+  // takeover (pub/sub runs a moment behind Redis), every delivery is
+  // checked; otherwise the adapter queues directly.
+  /** Whether deliveries must go through {@link History.offer} now. */
+  get filtering(): boolean {
+    return this.holding > 0 || Date.now() < this.checkUntil;
+  }
+
+  private holding = 0;
+  private checkUntil = 0;
+
+  /** Queues a heard room broadcast on `session`, unless held or already replayed. */
+  offer(session: AnySessionLike, room: string, position: Position, json: string): void {
+    const held = this.held.get(session);
+    if (held !== undefined) return held.add({ room, position, json });
+    const floor = this.floors.get(session)?.get(room);
+    if (floor && floor.epoch === position.epoch && position.offset <= floor.offset) return;
+    session.sendJson(json);
+  }
+
+  // ## Taking a session over
+  //
+  // Four steps, and nothing is queued unless all of them succeed:
+  //
+  // 1. `take`: the old state, and a tombstone in its place;
+  // 2. check the old arrays after `OAID` are all there, id by id;
+  // 3. join the old rooms, holding live broadcasts for the session;
+  // 4. read each room's history since the saved position, and check it
+  //    starts right there, in the same epoch.
+  //
+  // Then the old arrays, each room's missed broadcasts, and whatever was
+  // held and is newer are queued, in that order.
+  async takeOver(session: AnySessionLike, oldId: string, arrayId: number):
+    Promise<SavedSession | string> {
+    if (!this.redis.isReady) return 'Redis unavailable: nothing could be recovered';
+    const from = Math.max(arrayId + 1, 1);
+    let answer: unknown;
+    try {
+      answer = await this.run(TAKE, this.sessionKeys(oldId), [String(from), this.ttl]);
+    } catch (error) {
+      return `Redis failed while taking over ${oldId}: ${String(error)}`;
+    }
+    const [status, flat, entries] = answer as [string, string[], Entry[]];
+    if (status === 'none') {
+      return `no saved state for ${oldId} (the recovery window passed, or Redis lost it)`;
+    }
+    if (status === 'taken') return `already taken over: ${oldId}`;
+    const meta = pairs(flat);
+    if (meta.lost !== undefined) return `state of ${oldId} was lost by Redis and is incomplete`;
+    const arrays = arraysAfter(from, Number(meta.next ?? 0), entries);
+    if (typeof arrays === 'string') return `${arrays} of ${oldId}`;
+    const rooms = JSON.parse(meta.rooms ?? '[]') as string[];
+    const positions = JSON.parse(meta.pos ?? '{}') as Record<string, string>;
+    const held = new Holding();
+    this.held.set(session, held);
+    this.holding++;
+    try {
+      const replay = await this.catchUp(session, oldId, rooms, positions, held);
+      if (typeof replay === 'string') return replay;
+      for (const json of arrays) session.sendJson(json);
+      const floors = new Map<string, Position>();
+      for (const gap of replay) {
+        for (const json of gap.texts) session.sendJson(json);
+        floors.set(gap.room, gap.position);
+      }
+      this.floors.set(session, floors);
+      this.checkUntil = Date.now() + CHECK_MS;
+    } finally {
+      this.held.delete(session);
+      this.holding--;
+    }
+    for (const item of held.items) this.offer(session, item.room, item.position, item.json);
+    return { maps: Number(meta.maps ?? 0), data: meta.data ?? null, appVersion: meta.ver || null };
+  }
+
+  private async catchUp(session: AnySessionLike, oldId: string, rooms: string[],
+    positions: Record<string, string>, held: Holding): Promise<RoomGap[] | string> {
+    try {
+      for (const room of rooms) await this.host.join(session, room);
+      const replay: RoomGap[] = [];
+      for (const room of rooms) {
+        const gap = await this.since(room, positions[room], session, oldId);
+        if (typeof gap === 'string') throw new Error(gap);
+        replay.push(gap);
+      }
+      if (held.overflowed) throw new Error('too many broadcasts arrived during the takeover');
+      return replay;
+    } catch (error) {
+      for (const room of rooms) void this.host.leave(session, room);
+      return error instanceof Error ? error.message : String(error);
+    }
+  }
+
+  // The broadcasts a room published after a saved position, as this
+  // session would have received them: not those that excluded it (under
+  // its old id or its new one), and, for a broadcast to several rooms,
+  // only through the first of them the session is in, as live delivery
+  // does (`rooms.ts`).
+  private async since(room: string, saved: string | undefined, session: AnySessionLike,
+    oldId: string): Promise<RoomGap | string> {
+    if (saved === undefined) return `no saved position in room ${room}`;
+    const colon = saved.lastIndexOf(':');
+    const epoch = saved.slice(0, colon);
+    const offset = Number(saved.slice(colon + 1));
+    const answer = await this.run(SINCE, this.roomKeys(room), [String(offset + 1)]);
+    const [now, last, entries] = answer as [string, string, Entry[]];
+    if (now === 'none' || now !== epoch) return `history of room ${room} was lost (new epoch)`;
+    const first = entries.length > 0 ? entryId(entries[0]!) : Number(last) + 1;
+    if (first !== offset + 1) {
+      return `history of room ${room} no longer holds offset ${offset + 1}`;
+    }
+    const texts: string[] = [];
+    let reached = offset;
+    for (const entry of entries) {
+      reached = entryId(entry);
+      const message = decodeBroadcast(entry[1][1] ?? '');
+      if (message !== null && reaches(message, room, session, oldId)) texts.push(message.json);
+    }
+    return { room, texts, position: { epoch, offset: reached } };
+  }
+}
+
+// Live broadcasts held for a session being taken over, up to a bound: a
+// takeover that takes so long that this many arrive fails instead.
+const MAX_HELD = 10_000;
+const CHECK_MS = 10_000;
+
+class Holding {
+  readonly items: Array<{ room: string; position: Position; json: string }> = [];
+  overflowed = false;
+
+  add(item: { room: string; position: Position; json: string }): void {
+    if (this.items.length < MAX_HELD) this.items.push(item);
+    else this.overflowed = true;
+  }
+}
+
+// A replayed room: its missed texts, and the position they reach.
+interface RoomGap {
+  readonly room: string;
+  readonly texts: string[];
+  readonly position: Position;
+}
+
+function newEpoch(): string {
+  return randomBytes(6).toString('base64url');
+}
+
+function entryId(entry: Entry): number {
+  return Number(entry[0].slice(0, entry[0].indexOf('-')));
+}
+
+function pairs(flat: string[]): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (let index = 0; index + 1 < flat.length; index += 2) result[flat[index]!] = flat[index + 1]!;
+  return result;
+}
+
+// The old arrays from `from` up to `next - 1` must all be there, each
+// with the id it is expected to have. Heartbeats are not replayed.
+function arraysAfter(from: number, next: number, entries: Entry[]): string[] | string {
+  if (entries.length !== Math.max(0, next - from)) {
+    return `arrays ${from} to ${next - 1} are not all saved`;
+  }
+  const texts: string[] = [];
+  for (let index = 0; index < entries.length; index++) {
+    if (entryId(entries[index]!) !== from + index) return `array ${from + index} is not saved`;
+    const json = entries[index]![1][1] ?? '';
+    if (json !== '["noop"]') texts.push(json);
+  }
+  return texts;
+}
+
+function reaches(message: Broadcast, room: string, session: AnySessionLike, oldId: string):
+  boolean {
+  if (message.exceptIds.includes(oldId) || message.exceptIds.includes(session.id)) return false;
+  if (message.exceptRooms.some((except) => session.rooms.has(except))) return false;
+  return message.rooms?.find((candidate) => session.rooms.has(candidate)) === room;
+}
