@@ -438,7 +438,7 @@ async function startSession(
   } else {
     retireOldSession(context, query);
   }
-  if (isClosed(session)) throw new ProtocolError(503, 'SHUTTING_DOWN', 'Server closed');
+  register(context, session);
   try {
     context.onConnect(session, req);
     session.emit('req', req);
@@ -521,9 +521,17 @@ function newSession(
     httpSessionIdParam,
     httpSessionId: httpSessionIdParam === null ? null : newSessionId(options.nodeId),
   });
-  context.sessions.set(session.id, session);
   context.host.observer.opened(session);
   return session;
+}
+
+// A session joins the registry (and so `channel.sessions` and broadcasts
+// to everyone) only once any takeover is done, so nothing reaches it
+// ahead of what it replays. A server that stopped meanwhile closes it.
+function register(context: HandlerContext, session: AnySession): void {
+  if (context.gate.stopping) session.close('Server closed');
+  if (isClosed(session)) throw new ProtocolError(503, 'SHUTTING_DOWN', 'Server closed');
+  context.sessions.set(session.id, session);
 }
 
 // The handshake answer of a WebChannel session says which HTTP version

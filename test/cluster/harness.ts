@@ -169,6 +169,8 @@ export interface TestNode {
   stop(): Promise<void>;
   /** GET a control path (`/ids`, `/stats`) on this process directly. */
   get<T>(path: string): Promise<T>;
+  /** Lines the process printed on stdout since it started (kept past its death). */
+  readonly output: string[];
 }
 
 /** Starts a server process (`script`, default test/cluster/node.ts) with NODE_ID, NODE_PORT, REDIS_URL. */
@@ -179,7 +181,13 @@ export async function startNode(id: string, redisUrl: string, script = join(here
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await waitForLine(child, /ready \S+ \d+/, `node ${id}`);
-  child.stdout?.resume();
+  const output: string[] = [];
+  let partial = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop()!;
+    output.push(...lines);
+  });
   child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`[${id}] ${chunk}`));
   return {
     id,
@@ -188,5 +196,6 @@ export async function startNode(id: string, redisUrl: string, script = join(here
     kill9: () => stopChild(child, 'SIGKILL'),
     stop: () => stopChild(child, 'SIGTERM'),
     get: async <T>(path: string) => (await (await fetch(`http://127.0.0.1:${port}${path}`)).json()) as T,
+    output,
   };
 }

@@ -1,0 +1,289 @@
+// Recovery across processes (issue 17), with real redis-server, nginx and
+// server processes (test/cluster/recovery-node.ts), and `kill -9`.
+//
+// First, one thing at a time over raw HTTP, where every byte is ours to
+// check: a dead process's unreceived arrays, resent maps, the window
+// passing, Redis flushed, what Redis holds. Then the whole thing under
+// load: a publisher, 20 Closure BCSockets and 10 of ours over 3 processes
+// behind nginx, one process killed mid-stream.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createClient } from 'redis';
+// @ts-expect-error: a plain .mjs script without types
+import { nginxConfig } from '../../deploy/nginx-config.mjs';
+import { BCSocket } from '../../src/client/index.ts';
+import { delay, parseChunks, request, until } from '../helpers.ts';
+import { type TestClient, bcsocket } from './clients.ts';
+import {
+  type TestNginx, type TestNode, type TestRedis, freePort, missingBinaries, startNginx, startNode,
+  startRedis,
+} from './harness.ts';
+
+const missing = missingBinaries();
+const skip = missing.length > 0 ? `needs ${missing.join(' and ')}` : false;
+const script = new URL('./recovery-node.ts', import.meta.url).pathname;
+const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
+
+interface Connect {
+  name: string;
+  id: string;
+  recovered: boolean;
+  previousId: string | null;
+  failure: string | null;
+}
+
+// `connect` lines printed by the app on every process so far.
+function connects(nodes: TestNode[]): Connect[] {
+  return nodes.flatMap((node) => node.output.filter((line) => line.startsWith('connect ')).map(
+    (line) => {
+      const [, name, id, recovered, previous, ...failure] = line.split(' ');
+      const text = failure.join(' ');
+      return { name: name!, id: id!, recovered: recovered === 'true',
+        previousId: previous === '-' ? null : previous!, failure: text === '-' ? null : text };
+    }));
+}
+
+// What a client's maps delivered to the app, across processes: the `k`s.
+function delivered(nodes: TestNode[], name: string): number[] {
+  return nodes.flatMap((node) => node.output.filter((line) => line.startsWith(`msg ${name} `))
+    .map((line) => Number(line.split(' ')[2])));
+}
+
+async function create(node: TestNode, query: string, body = 'count=0') {
+  const response = await request(node.port, 'POST', `/channel/bind?VER=8&RID=100&CVER=1&t=1${query}`,
+    body, FORM);
+  assert.equal(response.status, 200, response.body);
+  const [arrays] = parseChunks(response.body) as [Array<[number, unknown]>];
+  return { sid: (arrays[0]![1] as string[])[1]!, arrays };
+}
+
+// One long poll (`CI=1`): the arrays it carries.
+async function poll(node: TestNode, sid: string, aid: number): Promise<Array<[number, unknown]>> {
+  const response = await request(node.port, 'GET',
+    `/channel/bind?VER=8&RID=rpc&SID=${sid}&AID=${aid}&CI=1&TYPE=xmlhttp&TO=1`);
+  assert.equal(response.status, 200, response.body);
+  return (parseChunks(response.body)[0] ?? []) as Array<[number, unknown]>;
+}
+
+function forward(node: TestNode, sid: string, rid: number, ofs: number, ks: number[], aid = 0) {
+  const maps = ks.map((k, index) => `req${index}_JSON=${encodeURIComponent(JSON.stringify({ k }))}`);
+  return request(node.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=${rid}&AID=${aid}`,
+    [`count=${ks.length}`, `ofs=${ofs}`, ...maps].join('&'), FORM);
+}
+
+describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip }, () => {
+  let redis: TestRedis;
+  let spy: ReturnType<typeof createClient>;
+  const nodes: TestNode[] = [];
+  const start = async (id: string, env: Record<string, string> = {}) => {
+    const node = await startNode(id, redis.url, script, env);
+    nodes.push(node);
+    return node;
+  };
+
+  before(async () => {
+    redis = await startRedis();
+    spy = createClient({ url: redis.url });
+    await spy.connect();
+  });
+  after(async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+    spy?.destroy();
+    await redis?.stop();
+  });
+
+  test('arrays the app queued before the crash, never received, arrive once, in order; data and rooms come back', async () => {
+    const [a, b] = [await start('a1'), await start('b1')];
+    const { sid } = await create(a, '&name=raw1');
+    // No back channel: the five sends are saved, and never written.
+    await a.get(`/send?sid=${sid}&count=5`);
+    await delay(300);
+    assert.equal(await spy.xLen(`bc:s:${sid}`), 6, 'the handshake and five sends are saved');
+    await a.kill9();
+    const { sid: next, arrays } = await create(b, `&name=raw1&OSID=${sid}&OAID=0`);
+    const taken = connects(nodes).find((line) => line.id === next)!;
+    assert.deepEqual([taken.recovered, taken.previousId, taken.failure, taken.name],
+      [true, sid, null, 'raw1']);
+    const replayed = [...arrays.slice(1), ...await poll(b, next, 0)];
+    assert.deepEqual(replayed.map(([, data]) => data), [0, 1, 2, 3, 4].map((d) => ({ d })));
+    // `session.data` came back as saved: the counter goes on from 5.
+    await b.get(`/send?sid=${next}&count=1`);
+    const later = await poll(b, next, replayed.at(-1)![0]);
+    assert.deepEqual(later.map(([, data]) => data), [{ d: 5 }]);
+    // And so did the room: a broadcast to "feed" reaches it.
+    await b.get('/publish?count=1&every=1');
+    const fed = await poll(b, next, later.at(-1)![0]);
+    assert.deepEqual(fed.map(([, data]) => data), [{ n: 0 }]);
+  });
+
+  test('maps the client resends (OMID) that the dead process had delivered reach the app once', async () => {
+    const [a, b] = [await start('a2'), await start('b2')];
+    const { sid } = await create(a, '&name=raw2');
+    assert.equal((await forward(a, sid, 101, 0, [0, 1])).status, 200);
+    await a.kill9();
+    // The client never heard about maps 2 and 3 (say their POST died with
+    // the process), so it resends 0… from its own bookkeeping: here, all
+    // four, starting at old map id 0.
+    const body = ['count=4', 'ofs=0', ...[0, 1, 2, 3].map((k, index) =>
+      `req${index}_JSON=${encodeURIComponent(JSON.stringify({ k }))}`)].join('&');
+    await create(b, `&name=raw2&OSID=${sid}&OAID=0&OMID=0`, body);
+    await until(() => delivered(nodes, 'raw2').length >= 4, 3000, 'maps delivered');
+    await delay(200);
+    assert.deepEqual(delivered(nodes, 'raw2'), [0, 1, 2, 3]);
+  });
+
+  test('the window passed: recovered is false, the reason is given, the new session works, and Redis forgot the old one', async () => {
+    const [a, b] = [await start('a3', { RECOVERY_WINDOW: '1500' }),
+      await start('b3', { RECOVERY_WINDOW: '1500' })];
+    const { sid } = await create(a, '&name=raw3');
+    await delay(200);
+    assert.equal(await spy.exists(`bc:s:${sid}:m`), 1);
+    await a.kill9();
+    await delay(2500);
+    assert.equal(await spy.exists([`bc:s:${sid}`, `bc:s:${sid}:m`]), 0, 'nothing left after the window');
+    const began = Date.now();
+    const { sid: next } = await create(b, `&name=raw3&OSID=${sid}&OAID=0`);
+    assert.ok(Date.now() - began < 2000, 'nothing hangs');
+    const line = connects(nodes).find((c) => c.id === next)!;
+    assert.equal(line.recovered, false);
+    assert.match(line.failure!, /no saved state/);
+    assert.equal((await forward(b, next, 101, 0, [7])).status, 200);
+    await until(() => delivered(nodes, 'raw3').includes(7), 3000, 'a message on the new session');
+    const stats = await b.get<{ stats: { recovery: { failed: Record<string, number> } } }>('/stats');
+    assert.equal(stats.stats.recovery.failed['no saved state'], 1);
+  });
+
+  test('Redis flushed: recovered is false with the reason, never a partial replay', async () => {
+    const [a, b] = [await start('a4'), await start('b4')];
+    const { sid } = await create(a, '&name=raw4');
+    await a.get(`/send?sid=${sid}&count=3`);
+    await delay(300);
+    await a.kill9();
+    await spy.flushAll();
+    const { sid: next, arrays } = await create(b, `&name=raw4&OSID=${sid}&OAID=0`);
+    const line = connects(nodes).find((c) => c.id === next)!;
+    assert.equal(line.recovered, false);
+    assert.match(line.failure!, /no saved state/);
+    assert.equal(arrays.length, 1, 'only the handshake');
+    const polled = (await poll(b, next, 0)).filter(([, data]) => JSON.stringify(data) !== '["noop"]');
+    assert.deepEqual(polled, [], 'nothing replayed');
+  });
+
+  test('Redis holds only what is unacknowledged, and a bounded room history', async () => {
+    const a = await start('a5');
+    const { sid } = await create(a, '&name=raw5');
+    await a.get(`/send?sid=${sid}&count=50`);
+    const arrays = await poll(a, sid, 0);
+    assert.equal(arrays.length, 50);
+    await delay(200);
+    assert.equal(await spy.xLen(`bc:s:${sid}`), 50, 'sent, not yet acknowledged');
+    // The next request acknowledges them all; the stream is trimmed to nothing.
+    await forward(a, sid, 101, 0, [], arrays.at(-1)![0]);
+    await delay(300);
+    assert.equal(await spy.xLen(`bc:s:${sid}`), 0, 'acknowledged arrays are dropped');
+    // 2,500 broadcasts to a room with history 2,000: the stream stays near 2,000.
+    await a.get('/publish?count=2500&every=0');
+    await delay(3000);
+    const length = await spy.xLen('bc:h:feed');
+    assert.ok(length >= 2000 && length <= 2200, `room history ${length}`);
+  });
+});
+
+// ## Under load
+//
+// The publisher is on n1; the victim is whichever of n2 and n3 owns more
+// clients. Every client must end with every broadcast and every direct
+// send exactly once and in order, and our clients' messages must reach the
+// app exactly once.
+describe('recovery under load: kill -9 behind nginx', { skip }, () => {
+  let redis: TestRedis;
+  let nodes: TestNode[] = [];
+  let nginx: TestNginx;
+  let url: string;
+  const closures: TestClient[] = [];
+  const ours: Array<{ name: string; socket: BCSocket; received: Array<Record<string, number>>;
+    sent: number }> = [];
+
+  before(async () => {
+    redis = await startRedis();
+    nodes = await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id, redis.url, script)));
+    const port = await freePort();
+    nginx = await startNginx(nginxConfig({ listen: port,
+      nodes: nodes.map((n) => ({ id: n.id, address: n.address })) }), port);
+    url = `http://127.0.0.1:${port}/channel`;
+  });
+  after(async () => {
+    for (const client of closures) client.close();
+    for (const client of ours) client.socket.close();
+    await delay(100);
+    await nginx?.stop();
+    await Promise.all(nodes.map((node) => node.stop()));
+    await redis?.stop();
+  });
+
+  test('20 Closure clients and 10 of ours: every number once, in order; each recovered', { timeout: 150_000 }, async () => {
+    for (let i = 0; i < 20; i++) closures.push(bcsocket(url, `c${i}`));
+    for (let i = 0; i < 10; i++) {
+      const name = `o${i}`;
+      const socket = new BCSocket(url, { reconnect: true, reconnectTime: 500, extraParams: { name } });
+      const client = { name, socket, received: [] as Array<Record<string, number>>, sent: 0 };
+      socket.onmessage = (event: { data: unknown }) =>
+        client.received.push(event.data as Record<string, number>);
+      ours.push(client);
+    }
+    await Promise.all(closures.map((client) => client.opened));
+    await until(() => ours.every((client) => client.socket.readyState === 1), 20_000, 'ours open');
+    await until(() => connects(nodes).length === 30, 10_000, 'all connected');
+    await delay(500);
+
+    const owner = new Map(connects(nodes).map((line) => [line.name, line.id.split('.')[0]!]));
+    const count = (node: string) => [...owner.values()].filter((n) => n === node).length;
+    const victim = nodes[count('n2') >= count('n3') ? 1 : 2]!;
+    const victims = [...owner].filter(([, node]) => node === victim.id).map(([name]) => name);
+    assert.ok(victims.length > 0, 'the victim owns clients');
+
+    const BROADCASTS = 300;
+    await nodes[0]!.get(`/publish?count=${BROADCASTS}&every=30`);
+    await Promise.all(nodes.map((node) => node.get('/direct?every=60')));
+    const sender = setInterval(() => {
+      for (const client of ours) {
+        if (client.sent < 150) client.socket.send({ k: client.sent++ });
+      }
+    }, 50);
+    await delay(2500);
+    await victim.kill9();
+    const killedAt = Date.now();
+
+    const feed = (received: Array<Record<string, unknown>>) =>
+      received.filter((m) => 'n' in m).map((m) => m.n);
+    const everyone = () => [...closures.map((c) => c.received), ...ours.map((c) => c.received)];
+    await until(() => everyone().every((received) => feed(received).length >= BROADCASTS),
+      90_000, 'every broadcast everywhere');
+    clearInterval(sender);
+    for (const node of nodes.filter((n) => n !== victim)) await node.get('/quiet');
+    await until(() => ours.every((c) => delivered(nodes, c.name).length >= c.sent), 20_000,
+      'our maps delivered');
+    await delay(1000);
+    console.log(`# victim ${victim.id} owned ${victims.length} clients; all caught up ` +
+      `${Math.round((Date.now() - killedAt) / 1000)} s after the kill`);
+
+    const expected = Array.from({ length: BROADCASTS }, (_, n) => n);
+    for (const client of [...closures, ...ours]) {
+      const received = 'socket' in client ? client.received : client.received;
+      assert.deepEqual(feed(received), expected, `${client.name}: broadcasts once, in order`);
+      const direct = received.filter((m) => 'd' in m).map((m) => m.d);
+      assert.deepEqual(direct, direct.map((_, d) => d), `${client.name}: direct sends once, in order`);
+    }
+    for (const client of ours) {
+      assert.deepEqual(delivered(nodes, client.name),
+        Array.from({ length: client.sent }, (_, k) => k), `${client.name}: maps once, in order`);
+    }
+    const lines = connects(nodes);
+    for (const name of victims) {
+      const again = lines.filter((line) => line.name === name && line.previousId !== null);
+      assert.ok(again.length > 0, `${name} reconnected`);
+      assert.ok(again.every((line) => line.recovered), `${name} recovered: ${JSON.stringify(again)}`);
+      assert.ok(again.every((line) => !line.id.startsWith(`${victim.id}.`)), `${name} moved`);
+    }
+  });
+});
