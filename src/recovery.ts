@@ -19,7 +19,7 @@
 // broadcast it was given. So a process that takes the reconnect can give
 // the client, in order and once each:
 //
-// ```text
+// ```text illustrative
 // 1. the old session's arrays after OAID     (saved before they were written)
 // 2. each room's broadcasts after the saved position   (the room's history)
 // 3. live traffic

@@ -83,6 +83,7 @@ export default defineConfig({
           { text: 'Collaborative editing with ShareDB', link: '/sharedb' },
           { text: 'Options and limits', link: '/options' },
           { text: 'Deploying behind a proxy', link: '/deploying' },
+          { text: 'Recovery: sessions that outlive their process', link: '/recovery' },
           { text: 'Differences from node-browserchannel', link: '/differences' },
         ],
       },

@@ -20,7 +20,7 @@
 // the room's stream in the same script that publishes it, so the order
 // of offsets is the order every process hears them in:
 //
-// ```text
+// ```text illustrative
 // n1: channel.to('lobby').send({n:7})
 //     EVALSHA room … → HINCRBY bc:h:lobby:m offset   → 58
 //                    → XADD bc:h:lobby MAXLEN ~ 1000 58-1 …
@@ -373,6 +373,26 @@ export class History implements RecoveryStore {
     session.sendJson(json);
   }
 
+  // ## Reading a room's history
+  //
+  // The same history serves apps whose clients resume on their own
+  // (WebChannel's, Firestore's): a client says what it saw last, and the
+  // app reads what the room said since. See the guide, "Recovery".
+  /**
+   * What `room` still holds after offset `after` (everything, by default): each broadcast's
+   * offset and JSON text, and where the room is now. Null when the room has no history.
+   */
+  async read(room: string, after = 0): Promise<RoomHistory | null> {
+    const answer = await this.run(SINCE, this.roomKeys(room), [String(after + 1)]);
+    const [epoch, offset, entries] = answer as [string, string, Entry[]];
+    if (epoch === 'none') return null;
+    const messages = entries.map((entry) => ({
+      offset: entryId(entry),
+      json: decodeBroadcast(entry[1][1] ?? '')?.json ?? 'null',
+    }));
+    return { epoch, offset: Number(offset), messages };
+  }
+
   // ## Taking a session over
   //
   // Four steps, and nothing is queued unless all of them succeed:
@@ -488,6 +508,16 @@ class Holding {
     if (this.items.length < MAX_HELD) this.items.push(item);
     else this.overflowed = true;
   }
+}
+
+/** A room's history as {@link History.read} returns it. */
+export interface RoomHistory {
+  /** The history's epoch: a new one means everything before was lost. */
+  readonly epoch: string;
+  /** The offset of the room's latest broadcast (0 before any). */
+  readonly offset: number;
+  /** The broadcasts still held, oldest first. */
+  readonly messages: ReadonlyArray<{ readonly offset: number; readonly json: string }>;
 }
 
 // A replayed room: its missed texts, and the position they reach.

@@ -82,7 +82,7 @@ export function encodeBroadcast(origin: string, message: Broadcast): string {
 // With recovery on, a room broadcast is published by a script that adds
 // the room's epoch and offset to the first line (`history.ts`):
 //
-// ```text
+// ```text illustrative
 // B n1 k3J9 58
 // [["lobby"],[],[]]
 // {"t":"hi"}
