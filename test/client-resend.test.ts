@@ -49,6 +49,7 @@ async function harness(): Promise<Harness> {
     session.on('message', (message) => {
       if (!messages.has(tag)) messages.set(tag, []);
       messages.get(tag)!.push(message);
+      if (message === 'bye') session.close('by app');
     });
   });
   const state: Harness = {
@@ -208,6 +209,38 @@ describe('maps a session never had acknowledged', () => {
     client.socket.close();
   });
 
+  test('a map the app closed its session over (403) is delivered, so not resent', async () => {
+    const client = connect(h.url, 'bye', { reconnect: true, reconnectTime: 20 });
+    await until(() => client.opens() === 1, 3000, 'open');
+    client.socket.send('bye');
+    await until(() => client.opens() === 2, 5000, 'second session');
+    client.socket.send('after');
+    await until(() => h.messages.get('bye')?.length === 2, 3000, 'after');
+    await delay(100);
+    assert.deepEqual(h.messages.get('bye'), ['bye', 'after']);
+    const [, again] = creates(h, 'bye');
+    assert.equal(again!.url.searchParams.has('OMID'), false);
+    assert.deepEqual(client.closes.map((c) => c.maps), [[]]);
+    client.socket.close();
+  });
+
+  test('a map the server refuses (400) is not resent; close reports it', async () => {
+    const client = connect(h.url, 'bad', { reconnect: true, reconnectTime: 20 });
+    await until(() => client.opens() === 1, 3000, 'open');
+    const huge: ClientMap = {};
+    for (let i = 0; i <= 1000; i++) huge[`k${i}`] = 'v'; // over maxKeysPerMap (1000)
+    client.socket.sendMap(huge);
+    await until(() => client.opens() === 2, 5000, 'second session');
+    client.socket.send('fine');
+    await until(() => h.messages.get('bad')?.length === 1, 3000, 'fine');
+    assert.deepEqual(h.messages.get('bad'), ['fine']);
+    assert.match(client.closes[0]!.reason, /status 400/);
+    assert.deepEqual(client.closes.map((c) => c.maps), [[huge]]);
+    const [, again] = creates(h, 'bad');
+    assert.equal(again!.url.searchParams.has('OMID'), false);
+    client.socket.close();
+  });
+
   test('nothing pending: the reconnect has OSID but no OMID, and an empty body', async () => {
     const client = connect(h.url, 'idle', { reconnect: true, reconnectTime: 50 });
     await until(() => client.opens() === 1, 3000, 'open');
@@ -275,7 +308,7 @@ describe('maps given up on reach the close listeners', () => {
     assert.equal(creates(h, 'waiting').length, 1, 'no reconnect');
   });
 
-  test('close() in a close listener cancels the reconnect, hands over the carried maps', async () => {
+  test('close() in a close listener cancels the reconnect, gets the carried maps', async () => {
     const client = connect(h.url, 'cancel', { reconnect: true, reconnectTime: 20 });
     await until(() => client.opens() === 1, 3000, 'open');
     const held = h.held.length;

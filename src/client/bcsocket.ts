@@ -59,7 +59,7 @@ export interface BCMessageEvent {
 
 /**
  * A listener: `message` ones get a {@link BCMessageEvent}, `error` ones a string, `close` ones
- * the reason and the maps the server never acknowledged (empty when a reconnect resends them).
+ * the reason and the maps given up on (see {@link BCSocket.onclose}).
  */
 export type Listener = (...args: unknown[]) => void;
 
@@ -128,7 +128,8 @@ export class BCSocket {
   onerror: ((message: string) => void) | null = null;
   /**
    * Called with the reason when the socket closes (before any reconnect), and the maps given up
-   * on: those the server never acknowledged, when no reconnect will resend them; else `[]`.
+   * on: those the server refused, and, when no reconnect will resend them, those it never
+   * acknowledged; usually `[]`.
    */
   onclose: ((reason: string, undelivered: ClientMap[]) => void) | null = null;
   /** Called when a session starts connecting: the first, just after `new`, and each reconnect. */
@@ -265,7 +266,8 @@ export class BCSocket {
     if (this.readyState === CLOSED) return;
     const again =
       this.options.reconnect === true && !FINAL.has(kind) && this.readyState !== CLOSING;
-    if (!again) return this.closed(message, this.takeCarried());
+    const refused = channel.refusedMaps.map((p) => p.map);
+    if (!again) return this.closed(message, [...refused, ...this.takeCarried()]);
     // The timer is set before `close` fires, so that a listener calling
     // `close()` cancels the reconnect (and is handed the carried maps).
     const delay = kind === 'unknown-session' ? 0 : this.backoff();
@@ -274,7 +276,7 @@ export class BCSocket {
       this.connect();
       this.fire('connecting');
     }, delay);
-    this.closed(message, []);
+    this.closed(message, refused);
   }
 
   private closed(reason: string, undelivered: ClientMap[]): void {

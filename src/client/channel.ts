@@ -101,6 +101,7 @@ class Ended extends Error {
   constructor(
     readonly kind: EndKind,
     message: string,
+    readonly status = 0,
   ) {
     super(message);
   }
@@ -114,8 +115,8 @@ async function check(response: Response, creating = false): Promise<Response> {
     throw new Ended('unknown-session', 'Unknown session ID');
   const reason = statusText ? ` (${statusText})` : '';
   const final = status === 413 || (creating && (status === 401 || status === 403));
-  if (final) throw new Ended('refused', `Request refused with status ${status}${reason}`);
-  throw new Ended('failed', `Request failed with status ${status}${reason}`);
+  if (final) throw new Ended('refused', `Request refused with status ${status}${reason}`, status);
+  throw new Ended('failed', `Request failed with status ${status}${reason}`, status);
 }
 
 // ## Timing and sizes
@@ -186,6 +187,7 @@ export class Channel {
   // `RID`s start at a random number below 100,000, as the Closure
   // client's do (`WebChannelBase.open_`).
   private readonly pending: PendingMap[] = [];
+  private readonly refused: PendingMap[] = [];
   private nextMapId = 0;
   private nextRid = Math.floor(Math.random() * 100_000);
   private forwardBusy = false;
@@ -263,7 +265,12 @@ export class Channel {
       ),
       headers: FORM,
     };
-    const text = await this.exchange(url, init, (response) => response.text(), { creating: true });
+    const text = await this.exchange(url, init, (response) => response.text(), {
+      creating: true,
+    }).catch((error: unknown) => {
+      this.settle(error, batch.length);
+      throw error;
+    });
     const [arrays] = new ChunkReader().push(text) as [Array<[number, unknown[]]>];
     const handshake = arrays?.[0]?.[1];
     if (!Array.isArray(handshake) || handshake[0] !== 'c')
@@ -315,11 +322,33 @@ export class Channel {
         this.pending.splice(0, batch.length);
         break;
       } catch (error) {
+        this.settle(error, batch.length);
         if (!(await this.mayRetry(error, attempt))) break;
       }
     }
     this.forwardBusy = false;
     void this.flushForward();
+  }
+
+  // ### Answers that settle a batch
+  //
+  // A `4xx` to a forward request, other than `Unknown SID` and `413`, is
+  // the server saying it read the batch: `403` when the app closed the
+  // session while handling it (the maps were delivered), `400` when they
+  // can never be accepted. Either way, sending them again in the next
+  // session would only repeat that end (an app that closes the session on
+  // a "log out" message would be sent it for ever), so they leave
+  // `pending`; the refused ones are kept for the socket's `close` event.
+  private settle(error: unknown, count: number): void {
+    if (!(error instanceof Ended) || error.kind !== 'failed') return;
+    if (error.status < 400 || error.status > 499) return;
+    const settled = this.pending.splice(0, count);
+    if (error.status !== 403) this.refused.push(...settled);
+  }
+
+  /** Maps the server refused for good in this channel (a `400` to their request). */
+  get refusedMaps(): readonly PendingMap[] {
+    return this.refused.slice();
   }
 
   // ## Receiving
