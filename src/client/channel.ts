@@ -171,6 +171,9 @@ const retryDelay = (attempt: number): number =>
 //
 // Without an old session (the first create failed) there is no `OSID` and
 // so no `OMID`; the maps are simply sent again.
+//
+// The one exception is a batch the server answered with a `4xx` of its
+// own: it was read, so it is settled, not carried (see `settle` below).
 
 // ## The channel
 /** One BrowserChannel session seen from the client. */
