@@ -16,9 +16,10 @@
 // `reconnect` is on, the socket opens another after a pause that doubles
 // with each failure (with jitter, so that a server restart is not met by
 // every client at the same instant), naming the old session in `OSID` so
-// the server can retire it.
+// the server can retire it. The messages the old session never had
+// acknowledged go with it, first in line in the new one (`OMID`).
 /** The public browser client: BCSocket, its options and its events. @module */
-import { Channel, type EndKind } from './channel.ts';
+import { type CarriedMaps, Channel, type EndKind } from './channel.ts';
 import { type ClientMap, randomToken } from './wire.ts';
 
 // ## Options
@@ -56,7 +57,10 @@ export interface BCMessageEvent {
   readonly data: unknown;
 }
 
-/** A listener: `message` ones get a {@link BCMessageEvent}, `error` and `close` ones a string. */
+/**
+ * A listener: `message` ones get a {@link BCMessageEvent}, `error` ones a string, `close` ones
+ * the reason and the maps given up on (see {@link BCSocket.onclose}).
+ */
 export type Listener = (...args: unknown[]) => void;
 
 // ## Ready states
@@ -75,6 +79,7 @@ const CLOSED = 3;
 // server's `maxBodyBytes`). A vanished session is retried at once, a
 // failure after a pause.
 const FINAL: ReadonlySet<EndKind> = new Set(['local', 'stop', 'closed', 'refused']);
+const NOTHING_CARRIED: CarriedMaps = { firstId: null, maps: [] };
 
 // In a page, `window`; elsewhere (Node, workers without it) nothing.
 function pageScope(): {
@@ -121,14 +126,19 @@ export class BCSocket {
   onmessage: ((event: BCMessageEvent) => void) | null = null;
   /** Called with a message when something fails. */
   onerror: ((message: string) => void) | null = null;
-  /** Called with the reason when the socket closes (before any reconnect). */
-  onclose: ((reason: string) => void) | null = null;
+  /**
+   * Called with the reason when the socket closes (before any reconnect), and the maps given up
+   * on: those the server refused, and, when no reconnect will resend them, those it never
+   * acknowledged; usually `[]`.
+   */
+  onclose: ((reason: string, undelivered: ClientMap[]) => void) | null = null;
   /** Called when a session starts connecting: the first, just after `new`, and each reconnect. */
   onconnecting: (() => void) | null = null;
 
   private channel: Channel | null = null;
   private streaming: boolean | null;
   private previous: { sessionId: string; lastArrayId: number } | null = null;
+  private carried: CarriedMaps = NOTHING_CARRIED;
   private failures = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly listeners = new Map<string, Set<Listener>>();
@@ -184,10 +194,10 @@ export class BCSocket {
     pageScope()?.removeEventListener('pagehide', this.onPageHide);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
-    if (this.readyState === CLOSED) return;
+    if (this.readyState === CLOSED) return this.dropCarried();
     this.readyState = CLOSING;
     if (this.channel) this.channel.close();
-    else this.closed('Closed');
+    else this.closed('Closed', this.takeCarried());
   }
 
   // ## Events, the DOM way too
@@ -222,6 +232,7 @@ export class BCSocket {
         crossDomainXhr: this.options.crossDomainXhr === true,
         timeoutMs: this.options.timeout ?? 45_000,
         previous: this.previous,
+        carried: this.carried,
       },
       {
         opened: () => this.opened(channel),
@@ -239,35 +250,75 @@ export class BCSocket {
     this.streaming = channel.streams;
     this.readyState = OPEN;
     this.previous = { sessionId: channel.sessionId!, lastArrayId: channel.lastArrayId };
+    this.carried = NOTHING_CARRIED;
     this.fire('open');
   }
 
-  // When a channel ends, remember its session for `OSID`, report the
-  // reason, and decide whether another session follows.
+  // When a channel ends, remember its session for `OSID` and its
+  // unacknowledged maps, report the reason, and decide whether another
+  // session follows. The maps go to the next session, or, when none
+  // follows, to the `close` listeners, so none is dropped unseen.
   private ended(channel: Channel, kind: EndKind, message: string): void {
-    if (channel.sessionId)
-      this.previous = { sessionId: channel.sessionId, lastArrayId: channel.lastArrayId };
+    this.carry(channel);
     this.channel = null;
     if (kind !== 'local') this.fire('error', message);
+    // An `error` listener that called `close()` has closed the socket.
+    if (this.readyState === CLOSED) return;
     const again =
       this.options.reconnect === true && !FINAL.has(kind) && this.readyState !== CLOSING;
-    this.closed(message);
-    if (!again) return;
+    const refused = channel.refusedMaps.map((p) => p.map);
+    if (!again) return this.closed(message, [...refused, ...this.takeCarried()]);
+    // The timer is set before `close` fires, so that a listener calling
+    // `close()` cancels the reconnect (and is handed the carried maps).
     const delay = kind === 'unknown-session' ? 0 : this.backoff();
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       this.connect();
       this.fire('connecting');
     }, delay);
+    this.closed(message, refused);
   }
 
-  private closed(reason: string): void {
+  private closed(reason: string, undelivered: ClientMap[]): void {
     this.readyState = CLOSED;
-    this.fire('close', reason);
+    this.fire('close', reason, undelivered);
+  }
+
+  // ## Carrying maps across sessions
+  //
+  // A channel that had a session hands over its unacknowledged maps with
+  // the id the first of them had there (the next create's `OMID`). One
+  // that never got a handshake could not have had any acknowledged, so its
+  // queue starts with whatever it was itself carrying, and the `OMID` of
+  // that stays right, since `previous` still names the same old session.
+  private carry(channel: Channel): void {
+    const pending = channel.unacknowledged;
+    if (channel.sessionId) {
+      this.previous = { sessionId: channel.sessionId, lastArrayId: channel.lastArrayId };
+      this.carried = { firstId: pending[0]?.id ?? null, maps: pending.map((p) => p.map) };
+    } else {
+      this.carried = { firstId: this.carried.firstId, maps: pending.map((p) => p.map) };
+    }
+  }
+
+  // `close()` while waiting to reconnect: the carried maps will not be
+  // resent, so the app hears of them in one more `close` event (none when
+  // nothing was carried, as before).
+  private dropCarried(): void {
+    const given = this.takeCarried();
+    if (given.length > 0) this.fire('close', 'Closed', given);
+  }
+
+  private takeCarried(): ClientMap[] {
+    const given = this.carried.maps.slice();
+    this.carried = NOTHING_CARRIED;
+    return given;
   }
 
   // `{prev: oldSocket}` asks the server to retire the old socket's newest
-  // session, whether it is still running or already ended.
+  // session, whether it is still running or already ended. Its maps stay
+  // with it: only a socket's own reconnects carry maps over, and when it
+  // closes for good its `close` event hands the app what it still held.
   /** @internal The newest session of this socket, for another socket's `prev`. */
   lastSession(): { sessionId: string; lastArrayId: number } | null {
     const channel = this.channel;

@@ -14,6 +14,10 @@
 // GET  /bind?SID=…&RID=4244&TYPE=terminate                        goodbye
 // ```
 //
+// A channel that follows another one names the old session on its create
+// request and starts with the maps the old one never saw acknowledged
+// (see "Maps that outlive their session" below).
+//
 // Everything is `fetch`: a streaming response body gives the back channel,
 // and `keepalive` lets the goodbye outlive the page.
 /** The client-side protocol engine: test, create, forward and back channels. @module */
@@ -41,6 +45,24 @@ export interface ChannelOptions {
   readonly timeoutMs: number;
   /** A previous session to retire (`OSID`/`OAID`), or null. */
   readonly previous: { readonly sessionId: string; readonly lastArrayId: number } | null;
+  /** Maps an earlier channel never had acknowledged, to send before any other. */
+  readonly carried: CarriedMaps;
+}
+
+/** Maps carried from one channel into the next, oldest first. */
+export interface CarriedMaps {
+  /** The id the first map had in the `previous` session, or null if it never had one there. */
+  readonly firstId: number | null;
+  /** The maps, in the order the app sent them. */
+  readonly maps: readonly ClientMap[];
+}
+
+/** A map waiting for the server to acknowledge it, with its id in this channel's session. */
+export interface PendingMap {
+  /** The map's id in this session (the first map is 0). */
+  readonly id: number;
+  /** The map as the app sent it. */
+  readonly map: ClientMap;
 }
 
 /** Why a channel ended. */
@@ -79,6 +101,7 @@ class Ended extends Error {
   constructor(
     readonly kind: EndKind,
     message: string,
+    readonly status = 0,
   ) {
     super(message);
   }
@@ -92,8 +115,8 @@ async function check(response: Response, creating = false): Promise<Response> {
     throw new Ended('unknown-session', 'Unknown session ID');
   const reason = statusText ? ` (${statusText})` : '';
   const final = status === 413 || (creating && (status === 401 || status === 403));
-  if (final) throw new Ended('refused', `Request refused with status ${status}${reason}`);
-  throw new Ended('failed', `Request failed with status ${status}${reason}`);
+  if (final) throw new Ended('refused', `Request refused with status ${status}${reason}`, status);
+  throw new Ended('failed', `Request failed with status ${status}${reason}`, status);
 }
 
 // ## Timing and sizes
@@ -118,6 +141,40 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 const retryDelay = (attempt: number): number =>
   Math.min(5000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
 
+// ## Maps that outlive their session
+//
+// A map is acknowledged only by the `200` to the forward request that
+// carried it. When a session ends before that (its process died with the
+// POST in flight, or the POST failed and the session with it), the server
+// may or may not have handed the map to the app; nobody can tell from
+// here. So a socket that reconnects carries every unacknowledged map into
+// the next channel, oldest first and with no gaps, where they are queued
+// ahead of anything else and take new ids (0, 1, 2…) like any map. The
+// create request says where they came from: `OMID` is the id the first of
+// them had in the old session.
+//
+// ```http
+// POST /bind?VER=8&SID=old&RID=812&AID=9          count=2&ofs=4&req0_…&req1_…
+//                                                  (never answered: the process died)
+// POST /bind?VER=8&RID=5530&t=1&OSID=old&OAID=9&OMID=4
+// Content-Type: application/x-www-form-urlencoded
+//
+// count=3&ofs=0&req0_…&req1_…&req2_…               old maps 4 and 5, then a new one
+// ```
+//
+// A server that knows the old session delivered its maps up to id `L`
+// drops the new session's first `L - OMID + 1` maps as repeats; one that
+// knows nothing delivers them all. Either way nothing is lost, and with a
+// server that remembers, nothing arrives twice. That is why the carried
+// maps must be exactly the unacknowledged ones, in their order: a gap or a
+// swap would make the server drop the wrong map.
+//
+// Without an old session (the first create failed) there is no `OSID` and
+// so no `OMID`; the maps are simply sent again.
+//
+// The one exception is a batch the server answered with a `4xx` of its
+// own: it was read, so it is settled, not carried (see `settle` below).
+
 // ## The channel
 /** One BrowserChannel session seen from the client. */
 export class Channel {
@@ -132,7 +189,8 @@ export class Channel {
   //
   // `RID`s start at a random number below 100,000, as the Closure
   // client's do (`WebChannelBase.open_`).
-  private readonly pending: Array<{ readonly id: number; readonly map: ClientMap }> = [];
+  private readonly pending: PendingMap[] = [];
+  private readonly refused: PendingMap[] = [];
   private nextMapId = 0;
   private nextRid = Math.floor(Math.random() * 100_000);
   private forwardBusy = false;
@@ -144,7 +202,9 @@ export class Channel {
   constructor(
     private readonly options: ChannelOptions,
     private readonly events: ChannelEvents,
-  ) {}
+  ) {
+    for (const map of options.carried.maps) this.pending.push({ id: this.nextMapId++, map });
+  }
 
   // ## Opening
   //
@@ -183,12 +243,13 @@ export class Channel {
 
   // ### Creating the session
   //
-  // The create request carries whatever the app queued while connecting,
-  // and the server answers with the handshake `["c", sid, hostPrefix, 8]`
-  // (WebChannel servers add a version and their keep-alive interval).
+  // The create request carries whatever the app queued while connecting
+  // (the maps carried from the previous session first), and the server
+  // answers with the handshake `["c", sid, hostPrefix, 8]` (WebChannel
+  // servers add a version and their keep-alive interval).
   private async create(): Promise<void> {
     const batch = this.pending.slice(0, MAX_MAPS_PER_REQUEST);
-    const previous = this.options.previous;
+    const { previous, carried } = this.options;
     const url = channelUrl(this.options.base, '/bind', {
       VER: 8,
       RID: this.nextRid++,
@@ -196,6 +257,7 @@ export class Channel {
       t: 1,
       OSID: previous?.sessionId,
       OAID: previous?.lastArrayId,
+      OMID: previous && carried.maps.length > 0 ? (carried.firstId ?? undefined) : undefined,
       ...this.options.extraParams,
     });
     const init = {
@@ -206,7 +268,12 @@ export class Channel {
       ),
       headers: FORM,
     };
-    const text = await this.exchange(url, init, (response) => response.text(), { creating: true });
+    const text = await this.exchange(url, init, (response) => response.text(), {
+      creating: true,
+    }).catch((error: unknown) => {
+      this.settle(error, batch.length);
+      throw error;
+    });
     const [arrays] = new ChunkReader().push(text) as [Array<[number, unknown[]]>];
     const handshake = arrays?.[0]?.[1];
     if (!Array.isArray(handshake) || handshake[0] !== 'c')
@@ -222,6 +289,11 @@ export class Channel {
   /** Whether back channels stream (`CI=0`) in this channel. */
   get streams(): boolean {
     return this.streaming;
+  }
+
+  /** The maps the server has not acknowledged yet, oldest first (a copy). */
+  get unacknowledged(): readonly PendingMap[] {
+    return this.pending.slice();
   }
 
   // ## Sending
@@ -253,11 +325,33 @@ export class Channel {
         this.pending.splice(0, batch.length);
         break;
       } catch (error) {
+        this.settle(error, batch.length);
         if (!(await this.mayRetry(error, attempt))) break;
       }
     }
     this.forwardBusy = false;
     void this.flushForward();
+  }
+
+  // ### Answers that settle a batch
+  //
+  // A `4xx` to a forward request, other than `Unknown SID` and `413`, is
+  // the server saying it read the batch: `403` when the app closed the
+  // session while handling it (the maps were delivered), `400` when they
+  // can never be accepted. Either way, sending them again in the next
+  // session would only repeat that end (an app that closes the session on
+  // a "log out" message would be sent it for ever), so they leave
+  // `pending`; the refused ones are kept for the socket's `close` event.
+  private settle(error: unknown, count: number): void {
+    if (!(error instanceof Ended) || error.kind !== 'failed') return;
+    if (error.status < 400 || error.status > 499) return;
+    const settled = this.pending.splice(0, count);
+    if (error.status !== 403) this.refused.push(...settled);
+  }
+
+  /** Maps the server refused for good in this channel (a `400` to their request). */
+  get refusedMaps(): readonly PendingMap[] {
+    return this.refused.slice();
   }
 
   // ## Receiving
