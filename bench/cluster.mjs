@@ -2,6 +2,9 @@
 // with the shipped sticky config and again behind plain round robin (where
 // a request reaching a process that does not own its session is relayed
 // over Redis). Same load both ways; the ratio is what relaying costs.
+// Then, on two processes, push and broadcast with session recovery off
+// and on: the ratio, and Redis's own CPU per message, is what recovery
+// costs (`## Recovery on and off` below).
 //
 //   node bench/cluster.mjs                  (or BENCH_ONLY=cluster npm run bench)
 //   BENCH_CLUSTER_ONLY=recovery node bench/cluster.mjs     (one part: relay or recovery)
