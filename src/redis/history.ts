@@ -91,6 +91,8 @@ class Script {
 // arguments are: create, first array id, count, acked, maps, whether
 // data follows, data, rooms, positions, appVersion, then the arrays.
 // A session whose state says `taken` answers 0: another process has it.
+// Expiry is set when the state is made; the refresh timer keeps it
+// from then on, so a save costs no `PEXPIRE`.
 const SAVE = new Script(`
 local ttl = ARGV[1]
 local at = 2
@@ -102,8 +104,10 @@ for s = 1, #KEYS / 2 do
   if redis.call('HEXISTS', meta, 'taken') == 1 then
     out[s] = 0
   else
-    if ARGV[at] ~= '1' and redis.call('EXISTS', meta) == 0 then
+    local fresh = ARGV[at] == '1'
+    if not fresh and redis.call('EXISTS', meta) == 0 then
       redis.call('HSET', meta, 'lost', '1')
+      fresh = true
     end
     for k = 0, count - 1 do
       redis.call('XADD', stream, (first + k) .. '-1', 'j', ARGV[at + 10 + k])
@@ -113,8 +117,10 @@ for s = 1, #KEYS / 2 do
     redis.call('HSET', meta, 'maps', ARGV[at + 4], 'rooms', ARGV[at + 7],
       'pos', ARGV[at + 8], 'ver', ARGV[at + 9])
     if ARGV[at + 5] == '1' then redis.call('HSET', meta, 'data', ARGV[at + 6]) end
-    redis.call('PEXPIRE', stream, ttl)
-    redis.call('PEXPIRE', meta, ttl)
+    if fresh then
+      redis.call('PEXPIRE', stream, ttl)
+      redis.call('PEXPIRE', meta, ttl)
+    end
     out[s] = 1
   end
   at = at + 10 + count
