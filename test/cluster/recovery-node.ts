@@ -6,6 +6,7 @@
 //
 //   connect <name> <id> <recovered> <previousId|-> <failure|->
 //   msg <name> <k>                  a client's {k} reached the app
+//   close <name> <id> <reason>      a session closed
 //   GET /publish?count=N&every=MS   N broadcasts {n: i} to room "feed", one every MS
 //   GET /direct?every=MS            every MS, each session here gets {d: data.d++}
 //   GET /quiet                      stops /direct
@@ -36,7 +37,10 @@ const channel = browserChannel<{ k?: number }, unknown, Data>(
     session.on('message', (message) => {
       if (typeof message?.k === 'number') print(`msg ${session.data.name} ${message.k}`);
     });
-    session.on('close', () => ready.delete(session));
+    session.on('close', (reason) => {
+      ready.delete(session);
+      print(`close ${session.data.name} ${session.id} ${reason}`);
+    });
   },
 );
 channel.on('error', (error) => {

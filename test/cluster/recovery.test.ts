@@ -43,6 +43,12 @@ function connects(nodes: TestNode[]): Connect[] {
     }));
 }
 
+// The `connect` line of session `id`, once its process has printed it.
+async function connectOf(nodes: TestNode[], id: string): Promise<Connect> {
+  await until(() => connects(nodes).some((line) => line.id === id), 5000, `connect ${id}`);
+  return connects(nodes).find((line) => line.id === id)!;
+}
+
 // What a client's maps delivered to the app, across processes: the `k`s.
 function delivered(nodes: TestNode[], name: string): number[] {
   return nodes.flatMap((node) => node.output.filter((line) => line.startsWith(`msg ${name} `))
@@ -64,6 +70,8 @@ async function poll(node: TestNode, sid: string, aid: number): Promise<Array<[nu
   assert.equal(response.status, 200, response.body);
   return (parseChunks(response.body)[0] ?? []) as Array<[number, unknown]>;
 }
+
+const notNoop = (data: unknown) => JSON.stringify(data) !== '["noop"]';
 
 function forward(node: TestNode, sid: string, rid: number, ofs: number, ks: number[], aid = 0) {
   const maps = ks.map((k, index) => `req${index}_JSON=${encodeURIComponent(JSON.stringify({ k }))}`);
@@ -101,19 +109,50 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
     assert.equal(await spy.xLen(`bc:s:${sid}`), 6, 'the handshake and five sends are saved');
     await a.kill9();
     const { sid: next, arrays } = await create(b, `&name=raw1&OSID=${sid}&OAID=0`);
-    const taken = connects(nodes).find((line) => line.id === next)!;
+    const taken = await connectOf(nodes, next);
     assert.deepEqual([taken.recovered, taken.previousId, taken.failure, taken.name],
       [true, sid, null, 'raw1']);
-    const replayed = [...arrays.slice(1), ...await poll(b, next, 0)];
-    assert.deepEqual(replayed.map(([, data]) => data), [0, 1, 2, 3, 4].map((d) => ({ d })));
+    const replayed = [...arrays.slice(1), ...await poll(b, next, arrays.at(-1)![0])];
+    assert.deepEqual(replayed.map(([, data]) => data).filter(notNoop), [0, 1, 2, 3, 4].map((d) => ({ d })));
     // `session.data` came back as saved: the counter goes on from 5.
     await b.get(`/send?sid=${next}&count=1`);
     const later = await poll(b, next, replayed.at(-1)![0]);
-    assert.deepEqual(later.map(([, data]) => data), [{ d: 5 }]);
+    assert.deepEqual(later.map(([, data]) => data).filter(notNoop), [{ d: 5 }]);
     // And so did the room: a broadcast to "feed" reaches it.
     await b.get('/publish?count=1&every=1');
     const fed = await poll(b, next, later.at(-1)![0]);
-    assert.deepEqual(fed.map(([, data]) => data), [{ n: 0 }]);
+    assert.deepEqual(fed.map(([, data]) => data).filter(notNoop), [{ n: 0 }]);
+  });
+
+  test('the old owner still alive: the new process takes over, the old copy closes with Reconnected', async () => {
+    const [a, b] = [await start('a7'), await start('b7')];
+    const { sid } = await create(a, '&name=raw7');
+    await a.get(`/send?sid=${sid}&count=2`);
+    await delay(200);
+    const { sid: next, arrays } = await create(b, `&name=raw7&OSID=${sid}&OAID=0`);
+    const replayed = [...arrays.slice(1), ...await poll(b, next, arrays.at(-1)![0])].map(([, data]) => data);
+    assert.deepEqual(replayed.filter(notNoop), [{ d: 0 }, { d: 1 }]);
+    await until(() => a.output.includes(`close raw7 ${sid} Reconnected`), 3000, 'the old copy closed');
+    // Its next save would have failed as taken over; nothing of it is left but a tombstone.
+    assert.equal(await spy.xLen(`bc:s:${sid}`), 0);
+    assert.deepEqual(await spy.hGetAll(`bc:s:${sid}:m`), { taken: '1' });
+  });
+
+  test('the old session in the same process: its arrays, rooms and data move in memory', async () => {
+    const a = await start('a8');
+    const { sid } = await create(a, '&name=raw8');
+    await a.get(`/send?sid=${sid}&count=3`);
+    const { sid: next, arrays } = await create(a, `&name=raw8&OSID=${sid}&OAID=0`);
+    const line = await connectOf(nodes, next);
+    assert.deepEqual([line.recovered, line.previousId], [true, sid]);
+    await until(() => a.output.includes(`close raw8 ${sid} Reconnected`), 3000, 'old closed');
+    const replay = [...arrays.slice(1), ...await poll(a, next, arrays.at(-1)![0])];
+    assert.deepEqual(replay.map(([, data]) => data).filter(notNoop), [{ d: 0 }, { d: 1 }, { d: 2 }]);
+    await a.get(`/send?sid=${next}&count=1`);
+    await a.get('/publish?count=1&every=1');
+    await delay(200);
+    const later = (await poll(a, next, replay.at(-1)![0])).map(([, data]) => data);
+    assert.deepEqual(later.filter(notNoop), [{ d: 3 }, { n: 0 }]);
   });
 
   test('maps the client resends (OMID) that the dead process had delivered reach the app once', async () => {
@@ -142,7 +181,7 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
     await b.get('/publish?count=400&every=1');
     await delay(100);
     const { sid: next, arrays } = await create(b, `&name=raw6&OSID=${sid}&OAID=0`);
-    assert.equal(connects(nodes).find((c) => c.id === next)!.recovered, true);
+    assert.equal((await connectOf(nodes, next)).recovered, true);
     const got: unknown[] = arrays.slice(1).map(([, data]) => data);
     let aid = arrays.at(-1)![0];
     while (got.filter((m) => typeof m === 'object' && m !== null && 'n' in m).length < 400) {
@@ -166,7 +205,7 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
     const began = Date.now();
     const { sid: next } = await create(b, `&name=raw3&OSID=${sid}&OAID=0`);
     assert.ok(Date.now() - began < 2000, 'nothing hangs');
-    const line = connects(nodes).find((c) => c.id === next)!;
+    const line = await connectOf(nodes, next);
     assert.equal(line.recovered, false);
     assert.match(line.failure!, /no saved state/);
     assert.equal((await forward(b, next, 101, 0, [7])).status, 200);
@@ -183,7 +222,7 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
     await a.kill9();
     await spy.flushAll();
     const { sid: next, arrays } = await create(b, `&name=raw4&OSID=${sid}&OAID=0`);
-    const line = connects(nodes).find((c) => c.id === next)!;
+    const line = await connectOf(nodes, next);
     assert.equal(line.recovered, false);
     assert.match(line.failure!, /no saved state/);
     assert.equal(arrays.length, 1, 'only the handshake');
@@ -204,8 +243,12 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
     await delay(300);
     assert.equal(await spy.xLen(`bc:s:${sid}`), 0, 'acknowledged arrays are dropped');
     // 2,500 broadcasts to a room with history 2,000: the stream stays near 2,000.
+    const before = Number(await spy.hGet('bc:h:feed:m', 'offset') ?? 0);
     await a.get('/publish?count=2500&every=0');
-    await delay(3000);
+    for (let i = 0; i < 100; i++) {
+      if (Number(await spy.hGet('bc:h:feed:m', 'offset')) >= before + 2500) break;
+      await delay(100);
+    }
     const length = await spy.xLen('bc:h:feed');
     assert.ok(length >= 2000 && length <= 2200, `room history ${length}`);
   });
