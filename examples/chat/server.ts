@@ -91,20 +91,25 @@ export function createChatServer(options: BrowserChannelOptions = {}) {
     ...options,
     allowRequest: (req, { query }) => (nickOf(query) ? true : { status: 403, reason: NICK_RULE }),
   }, (session) => {
-    const user: User = {
-      pid: randomBytes(4).toString('hex'),
-      nick: nickOf(session.query)!,
-      node: session.id.includes('.') ? session.id.split('.')[0]! : 'local',
-    };
+    const node = session.id.includes('.') ? session.id.split('.')[0]! : 'local';
+    // A session that took over its predecessor (the `recovery` option, on
+    // in the multi-process demo) has its user, rooms and missed messages
+    // back: it keeps its public id and only says where it is now.
+    const user: User = session.recovered
+      ? { ...session.data.user, node }
+      : { pid: randomBytes(4).toString('hex'), nick: nickOf(session.query)!, node };
     session.data.user = user;
-    void session.join('lobby');
-    void session.join(`p:${user.pid}`);
+    if (!session.recovered) {
+      void session.join('lobby');
+      void session.join(`p:${user.pid}`);
+    }
     session.send({ type: 'welcome', you: user });
     session.to('lobby').send({ type: 'joined', user });
     void presence();
     session.on('message', (message) => handle(session, message));
-    session.on('close', () => {
-      channel.to('lobby').send({ type: 'left', pid: user.pid });
+    session.on('close', (reason) => {
+      // Replaced by a session that took it over: the user has not left.
+      if (reason !== 'Reconnected') channel.to('lobby').send({ type: 'left', pid: user.pid });
       void presence();
     });
   });

@@ -3,7 +3,7 @@
 // `npm run start:cluster` runs three of these behind nginx, sharing one
 // Redis (`scripts/start-cluster.mjs`). Each is the one-process chat
 // (`examples/chat/server.ts`) given two options: a `nodeId`, which starts
-// every session id it makes, and the Redis adapter. Nothing else changes:
+// every session id it makes, the Redis adapter, and `recovery`. Nothing else changes:
 // the chat is built from rooms and broadcasts, which the adapter carries
 // between processes, and each member list entry says which process its
 // user is on, `ada (n2)`, read from that user's session id.
@@ -23,7 +23,11 @@ const redis = createClient({ url: redisUrl, disableOfflineQueue: true });
 redis.on('error', () => {});
 await redis.connect();
 const adapter = redisAdapter({ client: redis });
-const { server, channel } = createChatServer({ adapter, nodeId });
+// `recovery`: a process that dies (try `kill -9` on one) loses nothing.
+// Its users' pages reconnect to another process, which takes their
+// sessions over from Redis: the same public id, the same rooms, and every
+// message they missed, once each.
+const { server, channel } = createChatServer({ adapter, nodeId, recovery: { window: 120_000 } });
 channel.on('error', (error) => console.error(`[${nodeId}]`, (error as Error).message));
 
 await adapter.ready;

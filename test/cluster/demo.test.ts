@@ -4,6 +4,8 @@
 // process each is on, and a message from one page reaches all of them.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
@@ -60,5 +62,35 @@ describe('cluster chat demo in Chromium', { skip }, () => {
     for (const page of pages) {
       await page.waitForFunction(() => document.body.innerText.includes('hello from ada'), null, { timeout: 10_000 });
     }
+  });
+
+  // The demo runs with `recovery`: killing ada's process loses her nothing.
+  test('kill -9 the process of a user: she comes back elsewhere as herself and misses nothing', { timeout: 90_000 }, async () => {
+    const pages = browser.contexts().flatMap((context) => context.pages());
+    const listOf = (page: Page) => page.evaluate(() => document.body.dataset.people ?? '');
+    const ada = pages[0]!;
+    const nodeOf = (list: string, nick: string) =>
+      list.split(',').find((name) => name.startsWith(`${nick} `))!.slice(-3, -1);
+    const before = await listOf(ada);
+    const adaNode = nodeOf(before, 'ada');
+    const victim = nodes.find((node) => node.id === adaNode)!;
+    // A sender on another process (BCSocket pages only: bob or dee).
+    const senderPage = nodeOf(before, 'bob') !== adaNode ? pages[1]
+      : nodeOf(before, 'dee') !== adaNode ? pages[3] : undefined;
+    assert.ok(senderPage, `a sender on another process than ada's: ${before}`);
+    await victim.kill9();
+    await senderPage.fill('input:not(#nick)', 'said while ada was away');
+    await senderPage.keyboard.press('Enter');
+    await ada.waitForFunction(() => document.body.innerText.includes('said while ada was away'), null, { timeout: 60_000 });
+    const text = await ada.evaluate(() => document.body.innerText);
+    assert.equal(text.split('said while ada was away').length - 1, 1, 'once');
+    let list = '';
+    await until(() => {
+      void listOf(ada).then((seen) => (list = seen));
+      return /ada \(n\d\)/.test(list) && !list.includes(`ada (${adaNode})`);
+    }, 20_000, 'ada shown on her new process');
+    const count = list.split(',').filter((name) => name.startsWith('ada ')).length;
+    assert.equal(count, 1, `ada once in her own list: ${list}`);
+    await ada.screenshot({ path: join(tmpdir(), 'demo-recovered.png') });
   });
 });
