@@ -37,7 +37,7 @@
 // and the takeover a create request with `OSID` runs. The Redis half, the
 // keys and the Lua scripts, is `redis/history.ts`.
 /** Session recovery across processes: the store contract, the ledger, the takeover. @module */
-import type { AnySession } from './session.ts';
+import type { AnySession, Session } from './session.ts';
 
 // ## The option
 /** The `recovery` option: how long a session's state outlives it. */
@@ -60,7 +60,7 @@ export interface RecoveryOptions {
 /** What changed of one session since its last save. */
 export interface SessionRecord {
   /** The session; the store reads its id and rooms. */
-  readonly session: AnySession;
+  readonly session: Session<unknown, unknown, object>;
   /** True for the session's first save, which creates its state. */
   readonly create: boolean;
   /** Id of `texts[0]`. */
@@ -110,7 +110,8 @@ export interface RecoveryStore {
    * Resolves with the rest of the state, or with a sentence saying what could not be recovered
    * (and then has queued and joined nothing).
    */
-  takeOver(session: AnySession, oldId: string, arrayId: number): Promise<SavedSession | string>;
+  takeOver(session: Session<unknown, unknown, object>, oldId: string, arrayId: number):
+    Promise<SavedSession | string>;
 }
 
 // ## A session's side of it

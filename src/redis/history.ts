@@ -47,7 +47,6 @@ import type { Broadcast } from '../rooms.ts';
 import type { Session } from '../session.ts';
 import { decodeBroadcast } from './wire.ts';
 
-type AnySessionLike = Session<unknown, unknown, object>;
 
 // ## What history needs from Redis and from the adapter
 /** The Redis calls history makes. */
@@ -63,15 +62,17 @@ export interface ScriptRunner {
 /** What history asks of the adapter it serves. */
 export interface HistoryHost {
   /** Joins `session` to `room` (a takeover restores rooms). */
-  join(session: AnySessionLike, room: string): Promise<void>;
+  join(session: Session<unknown, unknown, object>, room: string): Promise<void>;
   /** Leaves `room` (a takeover that failed undoes its joins). */
-  leave(session: AnySessionLike, room: string): Promise<void>;
+  leave(session: Session<unknown, unknown, object>, room: string): Promise<void>;
 }
 
 // A room's position: which history, and how far along it.
-/** @internal */
+/** Where a room's history stands: its epoch, and the offset of a broadcast in it. */
 export interface Position {
+  /** Random, new whenever the room's history was lost. */
   readonly epoch: string;
+  /** Counts the room's broadcasts from 1. */
   readonly offset: number;
 }
 
@@ -203,8 +204,8 @@ export class History implements RecoveryStore {
   private readonly positions = new Map<string, Position>();
   // Sessions being taken over: live room broadcasts wait here until the
   // replay is queued, and then pass only if newer than what was replayed.
-  private readonly held = new WeakMap<AnySessionLike, Holding>();
-  private readonly floors = new WeakMap<AnySessionLike, Map<string, Position>>();
+  private readonly held = new WeakMap<Session<unknown, unknown, object>, Holding>();
+  private readonly floors = new WeakMap<Session<unknown, unknown, object>, Map<string, Position>>();
 
   constructor(
     private readonly redis: ScriptRunner,
@@ -291,16 +292,18 @@ export class History implements RecoveryStore {
 
   // A session's position in each of its rooms: how far this process has
   // heard the room, or, for a session still catching up, how far its
-  // replay went, whichever is further.
-  private positionsOf(session: AnySessionLike): Record<string, string> {
+  // replay went, if that is further in the same history. Once the process
+  // has heard past a replay, the replay's floor is no longer needed.
+  private positionsOf(session: Session<unknown, unknown, object>): Record<string, string> {
     const positions: Record<string, string> = {};
     const floors = this.floors.get(session);
     for (const room of session.rooms) {
       const heard = this.positions.get(room);
       const floor = floors?.get(room);
-      const position = floor && (!heard || heard.epoch !== floor.epoch ||
-        heard.offset < floor.offset) ? floor : heard;
-      if (floor && position === heard) floors!.delete(room);
+      const ahead = floor !== undefined && (heard === undefined ||
+        (heard.epoch === floor.epoch && heard.offset < floor.offset));
+      const position = ahead ? floor : heard;
+      if (floor && !ahead) floors!.delete(room);
       if (position) positions[room] = `${position.epoch}:${position.offset}`;
     }
     if (floors && floors.size === 0) this.floors.delete(session);
@@ -327,8 +330,9 @@ export class History implements RecoveryStore {
 
   // ## Rooms: publishing and hearing
   //
-  // `publish` returns false when Redis cannot take the broadcast; the
-  // adapter then delivers it here only, as it does without history.
+  // `publish` answers one Promise per room; one that rejects means Redis
+  // did not take the broadcast for that room, and the adapter delivers it
+  // to this process's members of that room only, as without history.
   /** Appends a room broadcast to each room's history and publishes it. */
   publish(origin: string, message: Broadcast, payload: string,
     channelOf: (room: string) => string): Promise<void>[] {
@@ -352,9 +356,14 @@ export class History implements RecoveryStore {
     this.positions.delete(room);
   }
 
+  // Pub/sub may still carry broadcasts older than a position just read
+  // with `joined`: a position only moves forward within its epoch.
   /** A room broadcast heard at `position`: remember how far the room is. */
   heard(room: string, position: Position): void {
-    if (this.positions.has(room)) this.positions.set(room, position);
+    const known = this.positions.get(room);
+    if (known === undefined) return;
+    if (known.epoch === position.epoch && known.offset >= position.offset) return;
+    this.positions.set(room, position);
   }
 
   // Each session a heard broadcast is for comes through here: a session
@@ -371,7 +380,7 @@ export class History implements RecoveryStore {
   private checkUntil = 0;
 
   /** Queues a heard room broadcast on `session`, unless held or already replayed. */
-  offer(session: AnySessionLike, room: string, position: Position, json: string): void {
+  offer(session: Session<unknown, unknown, object>, room: string, position: Position, json: string): void {
     const held = this.held.get(session);
     if (held !== undefined) return held.add({ room, position, json });
     const floor = this.floors.get(session)?.get(room);
@@ -411,7 +420,7 @@ export class History implements RecoveryStore {
   //
   // Then the old arrays, each room's missed broadcasts, and whatever was
   // held and is newer are queued, in that order.
-  async takeOver(session: AnySessionLike, oldId: string, arrayId: number):
+  async takeOver(session: Session<unknown, unknown, object>, oldId: string, arrayId: number):
     Promise<SavedSession | string> {
     if (!this.redis.isReady) return 'Redis unavailable: nothing could be recovered';
     const from = Math.max(arrayId + 1, 1);
@@ -454,7 +463,7 @@ export class History implements RecoveryStore {
     return { maps: Number(meta.maps ?? 0), data: meta.data ?? null, appVersion: meta.ver || null };
   }
 
-  private async catchUp(session: AnySessionLike, oldId: string, rooms: string[],
+  private async catchUp(session: Session<unknown, unknown, object>, oldId: string, rooms: string[],
     positions: Record<string, string>, held: Holding): Promise<RoomGap[] | string> {
     try {
       for (const room of rooms) await this.host.join(session, room);
@@ -477,7 +486,7 @@ export class History implements RecoveryStore {
   // its old id or its new one), and, for a broadcast to several rooms,
   // only through the first of them the session is in, as live delivery
   // does (`rooms.ts`).
-  private async since(room: string, saved: string | undefined, session: AnySessionLike,
+  private async since(room: string, saved: string | undefined, session: Session<unknown, unknown, object>,
     oldId: string): Promise<RoomGap | string> {
     if (saved === undefined) return `no saved position in room ${room}`;
     const colon = saved.lastIndexOf(':');
@@ -523,7 +532,15 @@ export interface RoomHistory {
   /** The offset of the room's latest broadcast (0 before any). */
   readonly offset: number;
   /** The broadcasts still held, oldest first. */
-  readonly messages: ReadonlyArray<{ readonly offset: number; readonly json: string }>;
+  readonly messages: readonly RoomMessage[];
+}
+
+/** One broadcast in a room's history. */
+export interface RoomMessage {
+  /** Its offset in the room. */
+  readonly offset: number;
+  /** Its JSON text, as the app sent it. */
+  readonly json: string;
 }
 
 // A replayed room: its missed texts, and the position they reach.
@@ -562,7 +579,7 @@ function arraysAfter(from: number, next: number, entries: Entry[]): string[] | s
   return texts;
 }
 
-function reaches(message: Broadcast, room: string, session: AnySessionLike, oldId: string):
+function reaches(message: Broadcast, room: string, session: Session<unknown, unknown, object>, oldId: string):
   boolean {
   if (message.exceptIds.includes(oldId) || message.exceptIds.includes(session.id)) return false;
   if (message.exceptRooms.some((except) => session.rooms.has(except))) return false;

@@ -27,7 +27,9 @@ import { RedisAdapter, type RedisAdapterOptions, type RedisConnection } from './
 
 export { RedisAdapter } from './adapter.ts';
 export type { PubSubListener, RedisAdapterOptions, RedisConnection } from './adapter.ts';
-export { History, type RoomHistory } from './history.ts';
+export {
+  History, type HistoryHost, type Position, type RoomHistory, type RoomMessage, type ScriptRunner,
+} from './history.ts';
 
 /** Options of {@link redisAdapter}: a `url` or a `client`, and the adapter's settings. */
 export interface RedisAdapterConfig extends Omit<RedisAdapterOptions, 'client' | 'ownsClient'> {
