@@ -67,6 +67,11 @@ export interface SessionRecord {
   readonly firstId: number;
   /** JSON texts of the arrays queued since the last save, oldest first. */
   readonly texts: readonly string[];
+  /**
+   * The next array id the previous save left in the store. Ids between it and `firstId` were
+   * heartbeats, never saved; a store that holds another value has lost a save, and says so.
+   */
+  readonly expect: number;
   /** The client has every array up to this id (-1: none yet); older ones may go. */
   readonly acked: number;
   /** Maps delivered to the app so far (the next map id). */
@@ -125,8 +130,15 @@ export class SessionLedger {
   saved = -1;
   /** Id of the newest array handed to a save that has not answered yet. */
   handed = -1;
-  /** Whether the first save has succeeded, creating the session's state. */
+  /** Whether the first save has been handed over, creating the session's state. */
   created = false;
+  /** The next array id as of the last save handed over (what the store should hold). */
+  next = 0;
+  /** `acked` and `maps` as of the last save handed over. */
+  savedAck = -1;
+  savedMaps = 0;
+  /** Set when something the arrays do not show changed (a room joined): save even if quiet. */
+  force = false;
   /** Maps released to the session so far: its next map id. */
   maps = 0;
   /** New map ids below this are resends of maps the old session delivered: dropped. */
@@ -198,6 +210,7 @@ export class Ledger {
   saved(session: AnySession): Promise<void> {
     const ledger = session.recovery;
     if (ledger === null) return Promise.resolve();
+    ledger.force = true;
     this.mark(session);
     return new Promise((resolve) => (ledger.waiters ??= []).push(resolve));
   }
@@ -255,16 +268,30 @@ export class Ledger {
     const { texts, firstId, lastId } = session.unsavedArrays(ledger.handed + 1);
     ledger.handed = Math.max(ledger.handed, lastId);
     const create = !ledger.created && firstId === 0;
+    const acked = session.acknowledgedId;
+    const data = this.dataOf(session, ledger);
+    if (!create && this.quiet(ledger, texts, acked, data)) {
+      this.answered(session, ledger.handed, true);
+      return null;
+    }
     if (create) ledger.created = true;
-    return {
-      session,
-      create,
-      firstId,
-      texts,
-      acked: session.acknowledgedId,
-      maps: ledger.maps,
-      data: this.dataOf(session, ledger),
-    };
+    const expect = ledger.next;
+    if (texts.length > 0) ledger.next = firstId + texts.length;
+    ledger.savedAck = acked;
+    ledger.savedMaps = ledger.maps;
+    ledger.force = false;
+    return { session, create, firstId, texts, expect, acked, maps: ledger.maps, data };
+  }
+
+  // > **Note (cost):** a heartbeat is an array too, and an idle session
+  // > says one every `keepAliveInterval`. Saving them would cost Redis a
+  // > call per idle session per heartbeat for nothing a client could miss,
+  // > so a save with nothing but heartbeats in it is skipped, and the store
+  // > learns from `expect` that the ids in between were heartbeats.
+  private quiet(ledger: SessionLedger, texts: readonly string[], acked: number,
+    data: string | null): boolean {
+    return !ledger.force && acked === ledger.savedAck && ledger.maps === ledger.savedMaps &&
+      data === null && texts.every((json) => json === HEARTBEAT);
   }
 
   // `session.data` is saved whenever its JSON changed. App data that
@@ -306,6 +333,8 @@ export class Ledger {
     this.report(new Error(`browserchannel: recovery state not saved (${detail})`));
   }
 }
+
+const HEARTBEAT = '["noop"]';
 
 function releaseWaiters(ledger: SessionLedger | null): void {
   const waiters = ledger?.waiters;

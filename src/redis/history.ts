@@ -90,8 +90,11 @@ class Script {
 
 // `save`: one call for many sessions, two keys each. Per session the
 // arguments are: create, first array id, count, acked, maps, whether
-// data follows, data, rooms, positions, appVersion, then the arrays.
-// A session whose state says `taken` answers 0: another process has it.
+// data follows, data, rooms, positions, appVersion, the next id the last
+// save left, then the arrays. A session whose state says `taken` answers
+// 0: another process has it. One whose `next` is not what the server
+// expects lost a save (Redis was away): it is marked with `gap`, and a
+// takeover will refuse it rather than replay around the hole.
 // Expiry is set when the state is made; the refresh timer keeps it
 // from then on, so a save costs no `PEXPIRE`.
 const SAVE = new Script(`
@@ -109,9 +112,11 @@ for s = 1, #KEYS / 2 do
     if not fresh and redis.call('EXISTS', meta) == 0 then
       redis.call('HSET', meta, 'lost', '1')
       fresh = true
+    elseif not fresh and tonumber(redis.call('HGET', meta, 'next')) ~= tonumber(ARGV[at + 10]) then
+      redis.call('HSET', meta, 'gap', '1')
     end
     for k = 0, count - 1 do
-      redis.call('XADD', stream, (first + k) .. '-1', 'j', ARGV[at + 10 + k])
+      redis.call('XADD', stream, (first + k) .. '-1', 'j', ARGV[at + 11 + k])
     end
     if acked >= 0 then redis.call('XTRIM', stream, 'MINID', (acked + 1) .. '-0') end
     if count > 0 then redis.call('HSET', meta, 'next', first + count) end
@@ -124,7 +129,7 @@ for s = 1, #KEYS / 2 do
     end
     out[s] = 1
   end
-  at = at + 10 + count
+  at = at + 11 + count
 end
 return out`);
 
@@ -286,6 +291,7 @@ export class History implements RecoveryStore {
       JSON.stringify([...session.rooms]),
       JSON.stringify(this.positionsOf(session)),
       session.appVersion ?? '',
+      String(record.expect),
       ...record.texts,
     ];
   }
@@ -437,6 +443,7 @@ export class History implements RecoveryStore {
     if (status === 'taken') return `already taken over: ${oldId}`;
     const meta = pairs(flat);
     if (meta.lost !== undefined) return `state of ${oldId} was lost by Redis and is incomplete`;
+    if (meta.gap !== undefined) return `arrays of ${oldId} are not all saved (Redis was away)`;
     const arrays = arraysAfter(from, Number(meta.next ?? 0), entries);
     if (typeof arrays === 'string') return `${arrays} of ${oldId}`;
     const rooms = JSON.parse(meta.rooms ?? '[]') as string[];
@@ -564,16 +571,17 @@ function pairs(flat: string[]): Record<string, string> {
   return result;
 }
 
-// The old arrays from `from` up to `next - 1` must all be there, each
-// with the id it is expected to have. Heartbeats are not replayed.
+// The old arrays from `from` up to `next - 1`, in order. An id missing
+// between them was a heartbeat (saves without a gap mark skip only
+// those); one past `next` cannot be. Heartbeats are not replayed.
 function arraysAfter(from: number, next: number, entries: Entry[]): string[] | string {
-  if (entries.length !== Math.max(0, next - from)) {
-    return `arrays ${from} to ${next - 1} are not all saved`;
-  }
   const texts: string[] = [];
-  for (let index = 0; index < entries.length; index++) {
-    if (entryId(entries[index]!) !== from + index) return `array ${from + index} is not saved`;
-    const json = entries[index]![1][1] ?? '';
+  let last = from - 1;
+  for (const entry of entries) {
+    const id = entryId(entry);
+    if (id <= last || id >= next) return `arrays ${from} to ${next - 1} are not saved in order`;
+    last = id;
+    const json = entry[1][1] ?? '';
     if (json !== '["noop"]') texts.push(json);
   }
   return texts;
