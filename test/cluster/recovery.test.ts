@@ -327,7 +327,11 @@ describe('recovery under load: kill -9 behind nginx', { skip }, () => {
     clearInterval(sender);
     for (const node of nodes.filter((n) => n !== victim)) await node.get('/quiet');
     await until(() => ours.every((c) => delivered(nodes, c.name).length >= c.sent), 20_000,
-      'our maps delivered');
+      'our maps delivered').catch(() => {
+      const short = ours.map((c) => `${c.name}: ${delivered(nodes, c.name).length}/${c.sent}` +
+        ` ${JSON.stringify(delivered(nodes, c.name).slice(-5))} ${c.socket.readyState}`);
+      throw new Error(`our maps not all delivered (victims ${victims}): ${short.join('; ')}`);
+    });
     await delay(1000);
     console.log(`# victim ${victim.id} owned ${victims.length} clients; all caught up ` +
       `${Math.round((Date.now() - killedAt) / 1000)} s after the kill`);
