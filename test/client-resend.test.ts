@@ -241,6 +241,34 @@ describe('maps a session never had acknowledged', () => {
     client.socket.close();
   });
 
+  test('a message sent between two sessions (socket CLOSED, reconnect due) goes with the next', async () => {
+    const client = connect(h.url, 'gap', { reconnect: true, reconnectTime: 200 });
+    try {
+      await inThePause(client);
+    } finally {
+      client.socket.close();
+    }
+  });
+
+  async function inThePause(client: Client): Promise<void> {
+    await until(() => client.opens() === 1, 3000, 'open');
+    client.socket.send('before');
+    await until(() => h.messages.get('gap')?.length === 1, 3000, 'delivered');
+    await delay(50);
+    // The server ends the session; the next request learns it and the
+    // socket waits to reconnect. A send in that pause must not vanish.
+    let sentInPause = false;
+    client.socket.addEventListener('close', () => {
+      client.socket.send('in the pause');
+      sentInPause = true;
+    });
+    byTag(h, 'gap')[0]!.close();
+    await until(() => client.opens() === 2, 5000, 'second session');
+    assert.ok(sentInPause);
+    await until(() => h.messages.get('gap')?.length === 2, 3000, 'the pause message delivered');
+    assert.deepEqual(h.messages.get('gap'), ['before', 'in the pause']);
+  }
+
   test('nothing pending: the reconnect has OSID but no OMID, and an empty body', async () => {
     const client = connect(h.url, 'idle', { reconnect: true, reconnectTime: 50 });
     await until(() => client.opens() === 1, 3000, 'open');

@@ -178,13 +178,20 @@ export class BCSocket {
   // Strings travel as `{_S: string}`, anything else as `{JSON: text}`,
   // exactly as the Closure-based BCSocket sent them, so the server's
   // `message` event gets back what was sent.
-  /** Sends any JSON value; ignored once the socket is closing or closed. */
+  // Between two sessions of a reconnecting socket (`CLOSED`, with the next
+  // connect already scheduled) a message joins the maps carried into the
+  // next session, after the old ones: it is sent there, not dropped.
+  /** Sends any JSON value; ignored once the socket is closing, or closed for good. */
   send(message: unknown): void {
     this.sendMap(typeof message === 'string' ? { _S: message } : { JSON: JSON.stringify(message) });
   }
 
   /** Sends a raw map of strings (the server's `map` event). */
   sendMap(map: ClientMap): void {
+    if (this.readyState === CLOSED && this.reconnectTimer !== null) {
+      this.carried = { firstId: this.carried.firstId, maps: [...this.carried.maps, map] };
+      return;
+    }
     if (this.readyState === CLOSING || this.readyState === CLOSED) return;
     this.channel?.send(map);
   }

@@ -267,7 +267,7 @@ describe('recovery under load: kill -9 behind nginx', { skip }, () => {
   let url: string;
   const closures: TestClient[] = [];
   const ours: Array<{ name: string; socket: BCSocket; received: Array<Record<string, number>>;
-    sent: number }> = [];
+    sent: number; events: string[] }> = [];
 
   before(async () => {
     redis = await startRedis();
@@ -291,7 +291,11 @@ describe('recovery under load: kill -9 behind nginx', { skip }, () => {
     for (let i = 0; i < 10; i++) {
       const name = `o${i}`;
       const socket = new BCSocket(url, { reconnect: true, reconnectTime: 500, extraParams: { name } });
-      const client = { name, socket, received: [] as Array<Record<string, number>>, sent: 0 };
+      const client = { name, socket, received: [] as Array<Record<string, number>>, sent: 0,
+        events: [] as string[] };
+      socket.addEventListener('close', (reason: unknown, maps: unknown) =>
+        client.events.push(`close:${String(reason)}:${JSON.stringify(maps)}`));
+      socket.addEventListener('open', () => client.events.push(`open@${client.sent}`));
       socket.onmessage = (event: { data: unknown }) =>
         client.received.push(event.data as Record<string, number>);
       ours.push(client);
@@ -328,8 +332,13 @@ describe('recovery under load: kill -9 behind nginx', { skip }, () => {
     for (const node of nodes.filter((n) => n !== victim)) await node.get('/quiet');
     await until(() => ours.every((c) => delivered(nodes, c.name).length >= c.sent), 20_000,
       'our maps delivered').catch(() => {
-      const short = ours.map((c) => `${c.name}: ${delivered(nodes, c.name).length}/${c.sent}` +
-        ` ${JSON.stringify(delivered(nodes, c.name).slice(-5))} ${c.socket.readyState}`);
+      const short = ours.filter((c) => delivered(nodes, c.name).length < c.sent).map((c) => {
+        const got = new Set(delivered(nodes, c.name));
+        const missing = Array.from({ length: c.sent }, (_, k) => k).filter((k) => !got.has(k));
+        const lines = connects(nodes).filter((line) => line.name === c.name);
+        return `${c.name}: missing ${JSON.stringify(missing)}; events ${c.events.join(',')};` +
+          ` sessions ${JSON.stringify(lines)}`;
+      });
       throw new Error(`our maps not all delivered (victims ${victims}): ${short.join('; ')}`);
     });
     await delay(1000);
