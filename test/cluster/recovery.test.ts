@@ -256,11 +256,12 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
 
 // ## Under load
 //
-// The publisher is on n1; the victim is whichever of n2 and n3 owns more
-// clients. Every client must end with every broadcast and every direct
+// Behind the sticky config, and again behind a plain round robin where
+// requests are relayed to their session's process. The publisher is on
+// n1; the victim is whichever of n2 and n3 owns more clients. Every client must end with every broadcast and every direct
 // send exactly once and in order, and our clients' messages must reach the
 // app exactly once.
-describe('recovery under load: kill -9 behind nginx', { skip }, () => {
+for (const mode of ['sticky', 'any'] as const) describe(`recovery under load: kill -9 behind nginx (${mode})`, { skip }, () => {
   let redis: TestRedis;
   let nodes: TestNode[] = [];
   let nginx: TestNginx;
@@ -273,7 +274,7 @@ describe('recovery under load: kill -9 behind nginx', { skip }, () => {
     redis = await startRedis();
     nodes = await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id, redis.url, script)));
     const port = await freePort();
-    nginx = await startNginx(nginxConfig({ listen: port,
+    nginx = await startNginx(nginxConfig({ listen: port, mode,
       nodes: nodes.map((n) => ({ id: n.id, address: n.address })) }), port);
     url = `http://127.0.0.1:${port}/channel`;
   });
