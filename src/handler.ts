@@ -79,8 +79,11 @@ export interface HandlerContext {
   readonly host: SessionHost;
   /** Countdowns for bodies still arriving (`bodyTimeout`). */
   readonly bodyTimeouts: BodyTimeouts;
-  /** `draining` is set by `shutdown()`: new sessions are refused from then on. */
-  readonly gate: { draining: boolean; stopping: boolean };
+  /**
+   * `draining` is set by `shutdown()`: new sessions are refused from then on. `stopping` is true
+   * while `close()` closes every session, and `closings` counts those closes.
+   */
+  readonly gate: { draining: boolean; stopping: boolean; closings: number };
   /** Tells the app about a new session (`channel.on('session')`). */
   readonly opened: (session: AnySession) => void;
   /** Tells the app about a request answered with an error (`channel.on('refused')`). */
@@ -430,6 +433,7 @@ async function startSession(
   bytes: number,
 ): Promise<AnySession> {
   const reconnect = reconnectOf(query);
+  const closings = context.gate.closings;
   const session = newSession(context, req, query, headers, requestId);
   const { ledger } = context.host;
   if (ledger !== null && recordable(session)) ledger.track(session, new SessionLedger());
@@ -438,7 +442,7 @@ async function startSession(
   } else {
     retireOldSession(context, query);
   }
-  register(context, session);
+  register(context, session, closings);
   try {
     context.onConnect(session, req);
     session.emit('req', req);
@@ -527,17 +531,23 @@ function newSession(
 
 // A session joins the registry (and so `channel.sessions` and broadcasts
 // to everyone) only once any takeover is done, so nothing reaches it
-// ahead of what it replays. A server that stopped meanwhile closes it.
-function register(context: HandlerContext, session: AnySession): void {
-  if (context.gate.stopping) session.close('Server closed');
+// ahead of what it replays. If `close()` closed every session meanwhile,
+// it would have closed this one too.
+function register(context: HandlerContext, session: AnySession, closings: number): void {
+  if (context.gate.closings !== closings) session.close('Server closed');
   if (isClosed(session)) throw new ProtocolError(503, 'SHUTTING_DOWN', 'Server closed');
   context.sessions.set(session.id, session);
 }
 
 // The handshake answer of a WebChannel session says which HTTP version
-// carried it and, if asked for, the routing id.
+// carried it and, if asked for, the routing id. A session saved for
+// recovery says so in `X-Session-Recovery: 1`: our client then knows
+// that maps it resends after a crash will be deduplicated, and resends
+// them (`client/bcsocket.ts`); to a server without recovery it does not,
+// since a fresh session would take them for new ones.
 function handshakeHeaders(req: IncomingMessage, session: AnySession): Record<string, string> {
   const headers: Record<string, string> = {};
+  if (session.recovery !== null) headers['X-Session-Recovery'] = '1';
   if (session.webChannel) headers['X-Client-Wire-Protocol'] = wireProtocol(req);
   if (session.httpSessionId !== null) headers['X-HTTP-Session-Id'] = session.httpSessionId;
   return headers;

@@ -21,7 +21,8 @@
 // Expires: Fri, 01 Jan 1990 00:00:00 GMT
 // X-Content-Type-Options: nosniff
 // Access-Control-Allow-Origin: https://app.example
-// Access-Control-Expose-Headers: X-HTTP-Session-Id, X-HTTP-Initial-Response, X-Client-Wire-Protocol
+// Access-Control-Expose-Headers: X-HTTP-Session-Id, X-HTTP-Initial-Response, X-Client-Wire-Protocol,
+//   X-Session-Recovery
 // ```
 /** Response headers (no-cache, CORS, the app's own) and shared request-header values. @module */
 import type {
@@ -71,7 +72,8 @@ const NO_CACHE: Readonly<OutgoingHttpHeaders> = Object.freeze({
 // WebChannel clients read three response headers of ours. A cross-origin
 // page can read a response header only if `Access-Control-Expose-Headers`
 // names it, so we name them whenever CORS is on.
-const EXPOSED = 'X-HTTP-Session-Id, X-HTTP-Initial-Response, X-Client-Wire-Protocol';
+const EXPOSED =
+  'X-HTTP-Session-Id, X-HTTP-Initial-Response, X-Client-Wire-Protocol, X-Session-Recovery';
 
 function corsHeaders(
   options: ResolvedOptions,

@@ -243,7 +243,7 @@ export function browserChannel(
     appError: onAppError,
   };
   const bodies = bodyTimeouts(options.bodyTimeout);
-  const gate = { draining: false, stopping: false };
+  const gate = { draining: false, stopping: false, closings: 0 };
   const handler = createHandler({
     options,
     sessions,
@@ -283,7 +283,9 @@ export function browserChannel(
   // either, so both end by closing it, once.
   const closeAll = (reason: string): Promise<void> => {
     gate.stopping = true;
+    gate.closings++;
     for (const session of [...sessions.values()]) session.close(reason);
+    gate.stopping = false;
     host.idle.clear();
     bodies.clear();
     return adapter.close();

@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { BCSocket, type BCSocketOptions, type ClientMap } from '../src/client/index.ts';
-import browserChannel, { type Session } from '../src/index.ts';
+import browserChannel, { MemoryAdapter, type RecoveryStore, type Session } from '../src/index.ts';
 import { delay, until } from './helpers.ts';
 
 interface Recorded {
@@ -40,10 +40,26 @@ const isCreate = (r: Recorded): boolean =>
 const isForward = (r: Recorded): boolean =>
   r.method === 'POST' && r.url.searchParams.has('SID') && !r.url.searchParams.has('TYPE');
 
-async function harness(): Promise<Harness> {
+// A store that saves nothing and recovers nothing, so that sessions are
+// "saved for recovery" (the server says `X-Session-Recovery: 1`) without
+// Redis: every takeover fails, and resent maps reach the app at least
+// once. Deduplication with a real store is tested in
+// test/cluster/recovery.test.ts.
+const forgetfulStore: RecoveryStore = {
+  start: () => {},
+  save: (records) => Promise.resolve(records.map(() => true)),
+  end: () => {},
+  takeOver: () => Promise.resolve('no saved state (a store that keeps nothing)'),
+};
+
+async function harness(recovery = true): Promise<Harness> {
   const sessions: Session[] = [];
   const messages = new Map<string, unknown[]>();
-  const middleware = browserChannel({}, (session) => {
+  const options = recovery
+    ? { adapter: Object.assign(new MemoryAdapter(), { recovery: forgetfulStore }),
+      recovery: { window: 60_000 } }
+    : {};
+  const middleware = browserChannel(options, (session) => {
     sessions.push(session);
     const tag = session.query.tag ?? '';
     session.on('message', (message) => {
@@ -283,6 +299,31 @@ describe('maps a session never had acknowledged', () => {
     assert.equal(new URLSearchParams(again!.body).get('count'), '0');
     assert.deepEqual(h.messages.get('idle'), ['only']);
     client.socket.close();
+  });
+});
+
+describe('a server without recovery', () => {
+  let h: Harness;
+  before(async () => (h = await harness(false)));
+  after(() => h.close());
+
+  test('maps are not resent into a fresh session: close gets them, as Closure\'s onclose does', async () => {
+    const client = connect(h.url, 'plain', { reconnect: true, reconnectTime: 50 });
+    try {
+      await until(() => client.opens() === 1, 3000, 'open');
+      h.swallow = 'hold';
+      client.socket.send('lost with its POST');
+      await until(() => h.held.length === 1, 3000, 'the POST held');
+      byTag(h, 'plain')[0]!.close();
+      await until(() => client.opens() === 2, 5000, 'second session');
+      const [, again] = creates(h, 'plain');
+      assert.equal(again!.url.searchParams.has('OMID'), false);
+      assert.equal(new URLSearchParams(again!.body).get('count'), '0');
+      assert.deepEqual(client.closes.at(-1)!.maps, [{ _S: 'lost with its POST' }]);
+    } finally {
+      h.swallow = 'none';
+      client.socket.close();
+    }
   });
 });
 

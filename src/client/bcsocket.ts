@@ -266,14 +266,14 @@ export class BCSocket {
   // session follows. The maps go to the next session, or, when none
   // follows, to the `close` listeners, so none is dropped unseen.
   private ended(channel: Channel, kind: EndKind, message: string): void {
-    this.carry(channel);
+    const dropped = this.carry(channel);
     this.channel = null;
     if (kind !== 'local') this.fire('error', message);
     // An `error` listener that called `close()` has closed the socket.
     if (this.readyState === CLOSED) return;
     const again =
       this.options.reconnect === true && !FINAL.has(kind) && this.readyState !== CLOSING;
-    const refused = channel.refusedMaps.map((p) => p.map);
+    const refused = [...channel.refusedMaps.map((p) => p.map), ...dropped];
     if (!again) return this.closed(message, [...refused, ...this.takeCarried()]);
     // The timer is set before `close` fires, so that a listener calling
     // `close()` cancels the reconnect (and is handed the carried maps).
@@ -298,14 +298,26 @@ export class BCSocket {
   // that never got a handshake could not have had any acknowledged, so its
   // queue starts with whatever it was itself carrying, and the `OMID` of
   // that stays right, since `previous` still names the same old session.
-  private carry(channel: Channel): void {
+  //
+  // Only a session the server saved for recovery (`X-Session-Recovery` on
+  // its handshake) carries maps: only such a server can tell a resent map
+  // it already delivered from a new one. A server without recovery would
+  // hand them to the app in a fresh session, which an app with its own
+  // resending (ShareDB) takes for new messages. So, as Closure's client
+  // does, such maps go to the `close` listeners instead. Returns them.
+  private carry(channel: Channel): ClientMap[] {
     const pending = channel.unacknowledged;
     if (channel.sessionId) {
       this.previous = { sessionId: channel.sessionId, lastArrayId: channel.lastArrayId };
+      if (!channel.recoverable) {
+        this.carried = NOTHING_CARRIED;
+        return pending.map((p) => p.map);
+      }
       this.carried = { firstId: pending[0]?.id ?? null, maps: pending.map((p) => p.map) };
     } else {
       this.carried = { firstId: this.carried.firstId, maps: pending.map((p) => p.map) };
     }
+    return [];
   }
 
   // `close()` while waiting to reconnect: the carried maps will not be

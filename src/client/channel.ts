@@ -182,6 +182,8 @@ export class Channel {
   sessionId: string | null = null;
   /** The newest array id received (`AID`). */
   lastArrayId = -1;
+  /** Whether the server saves this session for recovery (`X-Session-Recovery: 1`). */
+  recoverable = false;
 
   // Maps get ids when queued and stay in `pending` until a forward request
   // carrying them succeeds; a retry resends the same ids under the same
@@ -268,7 +270,10 @@ export class Channel {
       ),
       headers: FORM,
     };
-    const text = await this.exchange(url, init, (response) => response.text(), {
+    const text = await this.exchange(url, init, (response) => {
+      this.recoverable = response.headers.get('X-Session-Recovery') === '1';
+      return response.text();
+    }, {
       creating: true,
     }).catch((error: unknown) => {
       this.settle(error, batch.length);
