@@ -33,8 +33,8 @@ import { badBody } from './errors.ts';
 /** A map as the client sent it: string keys to string values. */
 export type ClientMap = Record<string, string>;
 
-// A map travels to the session as its fields, `[key, value, key, value,
-// …]` in the order they came, and becomes a `ClientMap` object only if the
+// A map travels to the session as its fields, `[reqN_key, value, …]` in
+// the order they came, and becomes a `ClientMap` object only if the
 // session has a `map` listener when its turn comes (see `mapOf`). The
 // message it carries is read out here, so a session that listens only
 // for `message`, as nearly every app does, never pays for the object.
@@ -267,19 +267,21 @@ function decodeForm(form: FormFields, limits: DecodeLimits): ForwardBatch | null
 // A map whose keys include `type=_badmap` is one the client could not encode.
 // (That is `/^req(\d{1,4})_(.+)$/s`, read a character at a time: this runs
 // for every field of every forward request.) Each map's fields come out
-// flat, like the form's.
+// flat, like the form's, and keep their whole form names (`req12_name`):
+// the key is cut out only if a `map` listener asks for it.
 function collectMaps(form: FormFields, count: number, maxKeys: number): string[][] {
-  const maps: string[][] = Array.from({ length: count }, () => []);
+  const maps: string[][] = [];
+  for (let index = 0; index < count; index++) maps.push([]);
   for (let at = 0; at < form.length; at += 2) {
     const name = form[at]!;
     const underscore = mapKeyEnd(name);
     if (underscore === -1) continue;
-    const index = Number(name.slice(3, underscore));
+    const index = digitsValue(name, 3, underscore);
     if (index >= count) throw badBody(`map ${index} is outside count=${count}`);
     const fields = maps[index]!;
     if (fields.length >= 2 * maxKeys)
       throw badBody(`map ${index} has more than ${maxKeys} keys (maxKeysPerMap)`);
-    fields.push(name.slice(underscore + 1), form[at + 1]!);
+    fields.push(name, form[at + 1]!);
   }
   return maps;
 }
@@ -298,17 +300,31 @@ function isDigit(code: number): boolean {
   return code >= 0x30 && code <= 0x39;
 }
 
+// What `Number(text.slice(start, end))` gives for those (at most four)
+// digits, without making the slice.
+function digitsValue(text: string, start: number, end: number): number {
+  let value = 0;
+  for (let at = start; at < end; at++) value = value * 10 + text.charCodeAt(at) - 0x30;
+  return value;
+}
+
+// Whether the form name `name`, whose `_` is at `underscore`, names `key`.
+function hasKey(name: string, underscore: number, key: string): boolean {
+  return name.length === underscore + 1 + key.length && name.startsWith(key, underscore + 1);
+}
+
 // ## The map object, for `map` listeners
 //
 // Built from the fields when a `map` listener is there to take it. A key
 // sent twice keeps its last value. A key named `__proto__` would replace
 // the map's prototype if assigned with `=`; defining it as an own property
 // keeps it plain data.
-/** @internal The `ClientMap` of a map's fields (`[key, value, …]`). */
+/** @internal The `ClientMap` of a map's fields (`[reqN_key, value, …]`). */
 export function mapOf(fields: readonly string[]): ClientMap {
   const map: ClientMap = {};
   for (let at = 0; at < fields.length; at += 2) {
-    const key = fields[at]!;
+    const name = fields[at]!;
+    const key = name.slice(mapKeyEnd(name) + 1);
     if (key !== '__proto__') map[key] = fields[at + 1]!;
     else Object.defineProperty(map, key, OWN(fields[at + 1]!));
   }
@@ -338,20 +354,20 @@ function toItem(fields: string[], index: number): ForwardItem {
   let data: string | undefined;
   let text: string | undefined;
   for (let at = 0; at < fields.length; at += 2) {
-    const key = fields[at]!;
-    if (key === 'JSON') json = fields[at + 1];
-    else if (key === '__data__') data = fields[at + 1];
-    else if (key === '_S') text = fields[at + 1];
-    else if (key === 'type') type = fields[at + 1];
+    const name = fields[at]!;
+    const underscore = mapKeyEnd(name);
+    if (hasKey(name, underscore, 'JSON')) json = fields[at + 1];
+    else if (hasKey(name, underscore, '__data__')) data = fields[at + 1];
+    else if (hasKey(name, underscore, '_S')) text = fields[at + 1];
+    else if (hasKey(name, underscore, 'type')) type = fields[at + 1];
   }
   if (type === '_badmap') return { kind: 'skip' };
-  const carrying = (message: unknown): ForwardItem => {
-    return { kind: 'map', fields, hasMessage: true, message };
-  };
-  if (json !== undefined) return carrying(parseJson(json, 'map', index, 'JSON'));
-  if (data !== undefined) return carrying(parseJson(data, 'map', index, '__data__'));
-  if (text !== undefined) return carrying(text);
-  return { kind: 'map', fields, hasMessage: false, message: undefined };
+  let message: unknown;
+  if (json !== undefined) message = parseJson(json, 'map', index, 'JSON');
+  else if (data !== undefined) message = parseJson(data, 'map', index, '__data__');
+  else if (text !== undefined) message = text;
+  else return { kind: 'map', fields, hasMessage: false, message: undefined };
+  return { kind: 'map', fields, hasMessage: true, message };
 }
 
 // ## JSON bodies
