@@ -269,19 +269,27 @@ function decodeForm(form: FormFields, limits: DecodeLimits): ForwardBatch | null
 // for every field of every forward request.) Each map's fields come out
 // flat, like the form's, and keep their whole form names (`req12_name`):
 // the key is cut out only if a `map` listener asks for it.
-function collectMaps(form: FormFields, count: number, maxKeys: number): string[][] {
-  const maps: string[][] = [];
-  for (let index = 0; index < count; index++) maps.push([]);
+//
+// > **Note (memory):** a map's array is made by its first field, holding
+// > exactly that field: an empty array's first `push` reserves room for
+// > seventeen elements, and most maps have one key.
+function collectMaps(
+  form: FormFields,
+  count: number,
+  maxKeys: number,
+): Array<string[] | undefined> {
+  const maps: Array<string[] | undefined> = new Array<string[] | undefined>(count).fill(undefined);
   for (let at = 0; at < form.length; at += 2) {
     const name = form[at]!;
     const underscore = mapKeyEnd(name);
     if (underscore === -1) continue;
     const index = digitsValue(name, 3, underscore);
     if (index >= count) throw badBody(`map ${index} is outside count=${count}`);
-    const fields = maps[index]!;
-    if (fields.length >= 2 * maxKeys)
+    const fields = maps[index];
+    if ((fields === undefined ? 0 : fields.length) >= 2 * maxKeys)
       throw badBody(`map ${index} has more than ${maxKeys} keys (maxKeysPerMap)`);
-    fields.push(name, form[at + 1]!);
+    if (fields === undefined) maps[index] = [name, form[at + 1]!];
+    else fields.push(name, form[at + 1]!);
   }
   return maps;
 }
@@ -331,6 +339,8 @@ export function mapOf(fields: readonly string[]): ClientMap {
   return map;
 }
 
+const NO_FIELDS: readonly string[] = [];
+
 const OWN = (value: string): PropertyDescriptor => {
   return { value, enumerable: true, writable: true, configurable: true };
 };
@@ -348,7 +358,9 @@ const OWN = (value: string): PropertyDescriptor => {
 //
 // When a map holds more than one, the first row of the table wins, and as
 // in the map object, a key sent twice counts with its last value.
-function toItem(fields: string[], index: number): ForwardItem {
+// (A map that sent no field at all has none here: `undefined`.)
+function toItem(sent: string[] | undefined, index: number): ForwardItem {
+  const fields = sent ?? NO_FIELDS;
   let type: string | undefined;
   let json: string | undefined;
   let data: string | undefined;
