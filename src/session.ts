@@ -27,7 +27,7 @@ import type { Downlink } from './backchannel.ts';
 import { Membership } from './membership.ts';
 import type { Deadlines } from './deadlines.ts';
 import { stringify } from './encoding.ts';
-import type { ClientMap, ForwardBatch, ForwardItem } from './maps.ts';
+import { type ForwardBatch, type ForwardItem, mapOf } from './maps.ts';
 import { Inbox, type InboxLimits } from './inbox.ts';
 import type { SendCallback } from './outbox.ts';
 import { type Observer, shortId } from './observe.ts';
@@ -399,11 +399,14 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
     this.inbox.runAt(requestId, () => this.close('Disconnected'));
   }
 
+  // A map reaches `map` listeners as an object, built only if there is one
+  // (`maps.ts` hands over its fields).
   /** @internal Turns one map, in order, into `map` and `message` events (called by the inbox). */
   deliver(item: ForwardItem): void {
     if (this.recovery !== null && this.recovery.maps++ < this.recovery.skipMaps) return;
     if (this.state === 'closed' || item.kind === 'skip') return;
-    if (item.kind === 'map') this.emitApp('map', item.map satisfies ClientMap);
+    if (item.kind === 'map' && this.listenerCount('map') > 0)
+      this.emitApp('map', mapOf(item.fields));
     if (item.kind === 'json' || item.hasMessage) {
       this.host.observer.messageIn(this, item.message);
       this.emitApp('message', item.message);
