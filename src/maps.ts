@@ -164,7 +164,7 @@ function parseForm(text: string): string[] | null {
 // its value starts. Names seldom hold an escape (`req0_JSON`), so decoding
 // each one on its own costs almost nothing.
 //
-// ```text
+// ```text illustrative
 // raw      count=1&ofs=0&req0_JSON=%7B%22a%22%3A1%7D
 // decoded  count=1&ofs=0&req0_JSON={"a":1}
 // ```
