@@ -432,16 +432,13 @@ async function startSession(
   batch: ForwardBatch | null,
   bytes: number,
 ): Promise<AnySession> {
-  const reconnect = reconnectOf(query);
   const closings = context.gate.closings;
   const session = newSession(context, req, query, headers, requestId);
   const { ledger } = context.host;
   if (ledger !== null && recordable(session)) ledger.track(session, new SessionLedger());
-  if (reconnect !== null && session.recovery !== null) {
-    await recover(context, session, reconnect);
-  } else {
-    retireOldSession(context, query);
-  }
+  const reconnect = session.recovery === null ? null : reconnectOf(query);
+  if (reconnect !== null) await recover(context, session, reconnect);
+  else retireOldSession(context, query);
   register(context, session, closings);
   try {
     context.onConnect(session, req);

@@ -21,8 +21,8 @@
 // Expires: Fri, 01 Jan 1990 00:00:00 GMT
 // X-Content-Type-Options: nosniff
 // Access-Control-Allow-Origin: https://app.example
-// Access-Control-Expose-Headers: X-HTTP-Session-Id, X-HTTP-Initial-Response, X-Client-Wire-Protocol,
-//   X-Session-Recovery
+// Access-Control-Expose-Headers: X-HTTP-Session-Id, X-HTTP-Initial-Response,
+//   X-Client-Wire-Protocol, X-Session-Recovery
 // ```
 /** Response headers (no-cache, CORS, the app's own) and shared request-header values. @module */
 import type {

@@ -159,13 +159,14 @@ export class Observer {
     if (channels.close.hasSubscribers) channels.close.publish({ session, reason });
   }
 
-  // A failure's reason names the session (`no saved state for n2.Qm9v…`),
-  // so the table counts it by its first words, before any id.
+  // A failure's reason names the session or room (`no saved state for
+  // n2.Qm9v…`, `already taken over: n2.Qm9v…`), so the table counts it by
+  // its first words, before any name: a handful of kinds, not one a session.
   recoveredWith(session: Session): void {
     const failure = session.recoveryFailure;
     if (failure === null) this.recovered++;
     else {
-      const kind = failure.split(/ (?:for|of|in) /)[0]!;
+      const kind = failure.split(/ (?:for|of|in) |: /)[0]!;
       const key = this.failed.has(kind) || this.failed.size < MAX_REASONS ? kind : 'other';
       this.failed.set(key, (this.failed.get(key) ?? 0) + 1);
     }

@@ -87,8 +87,6 @@ export interface SavedSession {
   readonly maps: number;
   /** JSON of its `session.data`, or null if it had none. */
   readonly data: string | null;
-  /** Its client's `CVER`, or null. */
-  readonly appVersion: string | null;
 }
 
 // ## The store's contract
@@ -368,10 +366,11 @@ export function recordable(session: AnySession): boolean {
 // (which makes a still-living owner close its copy on its next save) and
 // queues what the client missed.
 //
-// Either way, maps the client resends (our client puts maps the old
-// session never acknowledged first in the new one, and says in `OMID`
-// which old map id the first of them had) are dropped when the old
-// session had already delivered them, so the app sees each once.
+// Either way, maps the client resends are dropped when the old session
+// had already delivered them, so the app sees each once. (Our client
+// puts the maps the old session never acknowledged first in the new one,
+// and says in `OMID` which old map id the first had; it does so only for
+// a session whose handshake said `X-Session-Recovery: 1`.)
 /** What a create request says about the session it replaces. */
 export interface Reconnect {
   /** `OSID`: the old session's id. */
@@ -413,5 +412,5 @@ function moveLocal(old: AnySession, session: AnySession, arrayId: number): Saved
   for (const json of old.unacknowledged()) session.sendJson(json);
   for (const room of old.rooms) void session.join(room);
   if (old.hasData) session.data = old.data;
-  return { maps: old.recovery?.maps ?? 0, data: null, appVersion: old.appVersion };
+  return { maps: old.recovery?.maps ?? 0, data: null };
 }

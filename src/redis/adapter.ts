@@ -255,7 +255,7 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     void super.join(session, room);
     const channel = this.names.room(room);
     if (first) this.wanted.add(channel);
-    const subscribed = first ? this.sync(channel) : (this.pending.get(channel) ?? Promise.resolve());
+    const subscribed = first ? this.sync(channel) : this.pending.get(channel) ?? Promise.resolve();
     if (!this.recovery.enabled) return subscribed;
     return subscribed.then(() => this.recovery.joined(room)).catch((error: unknown) =>
       this.outage(error));

@@ -7,12 +7,15 @@
 // | key | type | holds |
 // |---|---|---|
 // | `bc:s:<sid>` | stream | the session's unacknowledged arrays, entry id `<arrayId>-1` |
-// | `bc:s:<sid>:m` | hash | `next` array id, `maps`, `data`, `rooms`, `pos`, `ver` |
+// | `bc:s:<sid>:m` | hash | `next` array id, `maps`, `data`, `rooms`, `pos`, `ver`; marks |
 // | `bc:h:<room>` | stream | the room's last broadcasts, entry id `<offset>-1` |
 // | `bc:h:<room>:m` | hash | the room's `epoch` and last `offset` |
 //
 // Entry ids *are* array ids and offsets, so "everything after `OAID`" is
 // one `XRANGE` from `OAID+1`, and acknowledging is one `XTRIM MINID`.
+// A session's hash may also carry a mark that forbids a takeover: `taken`
+// (another process has it; the hash is then a tombstone), `lost` (Redis
+// lost it while the session lived) or `gap` (a save went missing).
 //
 // ## Room history, Centrifugo's way
 //
@@ -386,7 +389,8 @@ export class History implements RecoveryStore {
   private checkUntil = 0;
 
   /** Queues a heard room broadcast on `session`, unless held or already replayed. */
-  offer(session: Session<unknown, unknown, object>, room: string, position: Position, json: string): void {
+  offer(session: Session<unknown, unknown, object>, room: string, position: Position,
+    json: string): void {
     const held = this.held.get(session);
     if (held !== undefined) return held.add({ room, position, json });
     const floor = this.floors.get(session)?.get(room);
@@ -434,18 +438,21 @@ export class History implements RecoveryStore {
     try {
       answer = await this.run(TAKE, this.sessionKeys(oldId), [String(from), this.ttl]);
     } catch (error) {
-      return `Redis failed while taking over ${oldId}: ${String(error)}`;
+      return `Redis failed: ${String(error)}`;
     }
     const [status, flat, entries] = answer as [string, string[], Entry[]];
     if (status === 'none') {
       return `no saved state for ${oldId} (the recovery window passed, or Redis lost it)`;
     }
-    if (status === 'taken') return `already taken over: ${oldId}`;
+    if (status === 'taken') return `already taken over: ${oldId} (the client reconnected twice)`;
     const meta = pairs(flat);
     if (meta.lost !== undefined) return `state of ${oldId} was lost by Redis and is incomplete`;
     if (meta.gap !== undefined) return `arrays of ${oldId} are not all saved (Redis was away)`;
-    const arrays = arraysAfter(from, Number(meta.next ?? 0), entries);
-    if (typeof arrays === 'string') return `${arrays} of ${oldId}`;
+    const next = Number(meta.next ?? 0);
+    const arrays = arraysAfter(from, next, entries);
+    if (arrays === null) {
+      return `arrays of ${oldId} are not saved in order (${from} to ${next - 1})`;
+    }
     const rooms = JSON.parse(meta.rooms ?? '[]') as string[];
     const positions = JSON.parse(meta.pos ?? '{}') as Record<string, string>;
     const held = new Holding();
@@ -467,7 +474,7 @@ export class History implements RecoveryStore {
       this.holding--;
     }
     for (const item of held.items) this.offer(session, item.room, item.position, item.json);
-    return { maps: Number(meta.maps ?? 0), data: meta.data ?? null, appVersion: meta.ver || null };
+    return { maps: Number(meta.maps ?? 0), data: meta.data ?? null };
   }
 
   private async catchUp(session: Session<unknown, unknown, object>, oldId: string, rooms: string[],
@@ -493,8 +500,8 @@ export class History implements RecoveryStore {
   // its old id or its new one), and, for a broadcast to several rooms,
   // only through the first of them the session is in, as live delivery
   // does (`rooms.ts`).
-  private async since(room: string, saved: string | undefined, session: Session<unknown, unknown, object>,
-    oldId: string): Promise<RoomGap | string> {
+  private async since(room: string, saved: string | undefined,
+    session: Session<unknown, unknown, object>, oldId: string): Promise<RoomGap | string> {
     if (saved === undefined) return `no saved position in room ${room}`;
     const colon = saved.lastIndexOf(':');
     const epoch = saved.slice(0, colon);
@@ -574,12 +581,12 @@ function pairs(flat: string[]): Record<string, string> {
 // The old arrays from `from` up to `next - 1`, in order. An id missing
 // between them was a heartbeat (saves without a gap mark skip only
 // those); one past `next` cannot be. Heartbeats are not replayed.
-function arraysAfter(from: number, next: number, entries: Entry[]): string[] | string {
+function arraysAfter(from: number, next: number, entries: Entry[]): string[] | null {
   const texts: string[] = [];
   let last = from - 1;
   for (const entry of entries) {
     const id = entryId(entry);
-    if (id <= last || id >= next) return `arrays ${from} to ${next - 1} are not saved in order`;
+    if (id <= last || id >= next) return null;
     last = id;
     const json = entry[1][1] ?? '';
     if (json !== '["noop"]') texts.push(json);
@@ -587,8 +594,8 @@ function arraysAfter(from: number, next: number, entries: Entry[]): string[] | s
   return texts;
 }
 
-function reaches(message: Broadcast, room: string, session: Session<unknown, unknown, object>, oldId: string):
-  boolean {
+function reaches(message: Broadcast, room: string, session: Session<unknown, unknown, object>,
+  oldId: string): boolean {
   if (message.exceptIds.includes(oldId) || message.exceptIds.includes(session.id)) return false;
   if (message.exceptRooms.some((except) => session.rooms.has(except))) return false;
   return message.rooms?.find((candidate) => session.rooms.has(candidate)) === room;
