@@ -27,6 +27,9 @@ test('the page shows your own name, and two tabs keep two nicknames', async () =
   await online(first);
   const guest = await first.textContent('#my-name');
   assert.match(guest!, /^guest-/);
+  // The welcome (which sets the name) may come just after the open: wait
+  // for it, or it would undo the rename below.
+  await first.waitForFunction((name) => (document.body.dataset.people || '').split(',').includes(name), guest!);
   await first.fill('#nick', 'ada');
   await first.dispatchEvent('#nick', 'change');
   assert.equal(await first.textContent('#my-name'), 'ada');
