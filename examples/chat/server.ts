@@ -99,20 +99,30 @@ export function createChatServer(options: BrowserChannelOptions = {}) {
       ? { ...session.data.user, node }
       : { pid: randomBytes(4).toString('hex'), nick: nickOf(session.query)!, node };
     session.data.user = user;
-    if (!session.recovered) {
-      void session.join('lobby');
-      void session.join(`p:${user.pid}`);
-    }
     session.send({ type: 'welcome', you: user });
-    session.to('lobby').send({ type: 'joined', user });
-    void presence();
     session.on('message', (message) => handle(session, message));
+    void announce(session);
     session.on('close', (reason) => {
       // Replaced by a session that took it over: the user has not left.
       if (reason !== 'Reconnected') channel.to('lobby').send({ type: 'left', pid: user.pid });
       void presence();
     });
   });
+
+  // A newcomer is announced only once its joins are done. With many
+  // processes a join takes a round trip to Redis, and the members who
+  // answer `joined` with `here` must find `p:<pid>` already listened to:
+  // announced any earlier, the answers could go to a room nobody on the
+  // newcomer's process had subscribed yet, and be lost.
+  async function announce(session: ChatSession): Promise<void> {
+    const { user } = session.data;
+    if (!session.recovered) {
+      await Promise.all([session.join('lobby'), session.join(`p:${user.pid}`)]);
+    }
+    if (session.state === 'closed') return;
+    session.to('lobby').send({ type: 'joined', user });
+    void presence();
+  }
 
   // The count comes from every process; a failure to ask (Redis down)
   // leaves the last count standing rather than crashing anything.

@@ -51,7 +51,9 @@ describe('cluster chat demo in Chromium', { skip }, () => {
     await until(() => {
       void people().then((seen) => (lists = seen));
       return lists.length === 4 && lists.every((list) => list.split(',').length === 4);
-    }, 20_000, 'everyone in every presence list');
+    }, 20_000, 'everyone in every presence list').catch((error: Error) => {
+      throw new Error(`${error.message}; lists: ${JSON.stringify(lists)}`);
+    });
     const names = lists[0]!.split(',');
     assert.deepEqual(names.map((name) => name.split(' ')[0]), ['ada', 'bob', 'cy', 'dee']);
     for (const name of names) assert.match(name, /^\w+ \(n[123]\)$/, 'each user shows its process');
