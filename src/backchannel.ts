@@ -25,7 +25,7 @@
 /** The down direction of a session: back channels, flushing, heartbeats. @module */
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import type { Framing } from './encoding.ts';
+import { type Framing, appendText } from './encoding.ts';
 import { Outbox, type SendCallback } from './outbox.ts';
 import type { SessionHost, SessionState } from './session.ts';
 
@@ -165,15 +165,15 @@ export abstract class Downlink extends EventEmitter {
     const sent: SendCallback[] = [];
     const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS, this.writableUpTo());
     if (json === null) return;
-    const text = channel.framing.chunk(json);
-    channel.bytesWritten += text.length;
-    this.host.observer.bytesOut += text.length;
+    const chunk = channel.framing.chunk(json);
+    channel.bytesWritten += chunk.chars;
+    this.host.observer.bytesOut += chunk.chars;
     if (!channel.streaming || channel.bytesWritten > RECYCLE_BYTES) {
       // The last chunk of this response: one write that also ends it.
       if (channel.streaming) this.host.observer.recycled(this.id, channel.bytesWritten);
-      this.detach(channel.res, true, text);
+      this.detach(channel.res, true, chunk.data);
     } else {
-      if (!channel.res.write(text)) this.waitForDrain(channel);
+      if (!channel.res.write(chunk.data)) this.waitForDrain(channel);
       channel.heartbeat.refresh();
       if (this.outbox.hasUnsentUpTo(this.writableUpTo())) this.scheduleFlush();
     }
@@ -253,9 +253,9 @@ export abstract class Downlink extends EventEmitter {
   private answerAtOnce(res: ServerResponse, framing: Framing): void {
     const sent: SendCallback[] = [];
     const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS, this.writableUpTo())!;
-    const text = framing.chunk(json);
-    this.host.observer.bytesOut += text.length;
-    res.end(text + framing.close());
+    const chunk = framing.chunk(json);
+    this.host.observer.bytesOut += chunk.chars;
+    res.end(appendText(chunk.data, framing.close()));
     this.host.idle.start(this);
     this.afterWrite(sent);
   }
@@ -269,7 +269,7 @@ export abstract class Downlink extends EventEmitter {
   /** @internal The unsent arrays as JSON text for `X-HTTP-Initial-Response`; marks them sent. */
   takeInitialResponse(): string {
     const sent: SendCallback[] = [];
-    const json = this.outbox.takeUnsent(sent) ?? '[]';
+    const json = this.outbox.takeUnsent(sent)?.pieces.join('') ?? '[]';
     this.outbox.queue(NOOP_JSON, null, null);
     this.scheduleFlush();
     this.afterWrite(sent);
@@ -280,13 +280,13 @@ export abstract class Downlink extends EventEmitter {
   // whether we end it or the client went away. A response that is no
   // longer the current one is left alone. A last chunk, if any, goes out
   // in the same write as the end of the response: one system call, not two.
-  private detach(res: ServerResponse, end: boolean, lastChunk = ''): void {
+  private detach(res: ServerResponse, end: boolean, lastChunk: string | Buffer = ''): void {
     const channel = this.backChannel;
     if (channel === null || channel.res !== res) return;
     this.backChannel = null;
     res.removeListener('close', channel.onGone);
     clearInterval(channel.heartbeat);
-    if (end && !res.writableEnded) res.end(lastChunk + channel.framing.close());
+    if (end && !res.writableEnded) res.end(appendText(lastChunk, channel.framing.close()));
     if (this.state !== 'closed') this.host.idle.start(this);
   }
 

@@ -25,10 +25,16 @@
 // characters (UTF-16 code units, `string.length`), the unit the client's
 // `outstandingBytes` comparison and the chunk prefixes use, not bytes.
 /** The queue of outgoing arrays, their ids and their acknowledgements. @module */
-import { escapeLineSeparators } from './encoding.ts';
 
 /** Called once the client acknowledges an array, or with an Error if the session ends first. */
 export type SendCallback = (error?: Error) => void;
+
+/** One chunk's JSON text, in pieces: `[[4,` `["hello"]` `],[5,` `{"a":1}` `]]`. */
+export interface ChunkJson {
+  readonly pieces: readonly string[];
+  /** The length of the pieces joined. */
+  readonly chars: number;
+}
 
 // An array waiting to be sent or acknowledged is just its payload's JSON
 // text, serialised once before it is queued (by `send`, or once for a
@@ -82,34 +88,35 @@ export class Outbox {
 
   // ### Taking what is unsent
   //
-  // Returns the JSON text of one chunk, `[[4,["hello"]],[5,{"a":1}]]`
-  // (line separators escaped, see `encoding.ts`), marks those arrays sent,
-  // and collects their `onSent` callbacks into `sent` for the caller to
-  // run once the chunk is on the wire. A chunk
-  // stops growing once it passes `maxChars` (it always holds at least one
-  // array), so what one write puts in a socket buffer stays small even
-  // when a burst of sends is waiting; the rest goes in later chunks.
+  // Hands over one chunk's JSON, `[[4,["hello"]],[5,{"a":1}]]`, marks those
+  // arrays sent, and collects their `onSent` callbacks into `sent` for the
+  // caller to run once the chunk is on the wire. A chunk stops growing
+  // once it passes `maxChars` (it always holds at least one array), so
+  // what one write puts in a socket buffer stays small even when a burst
+  // of sends is waiting; the rest goes in later chunks.
   //
-  // The text is assembled by one `join` over short id prefixes and the
-  // payloads as they are, so each payload is copied once, into the chunk.
+  // The JSON comes in pieces, short id prefixes between the payloads as
+  // they were queued (already safe: `encoding.ts` escapes line separators
+  // when a payload is serialised). The framing decides how to put them
+  // together, so that each payload is copied once, into the chunk.
   /** The oldest unsent arrays (about `maxChars` characters) as one chunk's JSON, or null. */
-  takeUnsent(sent: SendCallback[], maxChars = Infinity, lastId = Infinity): string | null {
+  takeUnsent(sent: SendCallback[], maxChars = Infinity, lastId = Infinity): ChunkJson | null {
     const count = Math.min(this.length, lastId + 1 - this.firstId);
     let index = this.lastSentId + 1 - this.firstId;
     if (index >= count) return null;
     const pieces: string[] = [];
-    let chars = 0;
+    let chars = 2;
     for (; index < count && chars < maxChars; index++) {
       const id = this.firstId + index;
       const json = this.textAt(index);
       const opening = pieces.length === 0 ? `[[${id},` : `],[${id},`;
       pieces.push(opening, json);
-      chars += opening.length + json.length - (pieces.length === 2 ? 0 : 1);
+      chars += opening.length + json.length;
       if (this.callbacks !== null) takeOnSent(this.callbacks.get(id), sent);
       this.lastSentId = id;
     }
     pieces.push(']]');
-    return escapeLineSeparators(pieces.join(''));
+    return { pieces, chars };
   }
 
   // ### Rewinding

@@ -181,7 +181,7 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
     this.httpSessionIdParam = init.httpSessionIdParam;
     this.inbox = new Inbox(init.firstRequestId, host.limits, this);
     this.host.idle.start(this);
-    this.outbox.queue(JSON.stringify(init.handshake), null, null);
+    this.outbox.queue(stringify(init.handshake), null, null);
   }
 
   // ## The creating request's query

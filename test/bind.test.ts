@@ -355,6 +355,25 @@ describe('back channel', () => {
     assert.ok(text.includes('\\u2028'));
     assert.deepEqual(parseChunks(text), [[[1, 'a\u2028b\u2029c😀é']]]);
   });
+
+  // Past 32K characters a chunk is encoded straight into a Buffer
+  // (`encoding.ts`); its prefix must still count UTF-16 code units, and
+  // multi-byte characters must survive, on both ways a chunk is written.
+  for (const [name, ci] of [['a long poll', 1], ['a streaming back channel', 0]] as const) {
+    test(`a big backlog on ${name} arrives whole, its length in UTF-16 units`, async () => {
+      const { sid } = await createSession(server.port);
+      const session = last;
+      const sent = Array.from({ length: 60 }, (_, i) => `${i}:${'é😀\u2028x'.repeat(200)}`);
+      for (const text of sent) session.send(text);
+      const poll = openStream(server.port, bindPath(sid, `&AID=0&CI=${ci}&TYPE=xmlhttp`));
+      const text = await poll.ended;
+      const [chunk, ...rest] = parseChunks(text) as Array<Array<[number, string]>>;
+      assert.deepEqual(rest, [], 'one chunk');
+      assert.ok(text.length > 32 * 1024 + 1000, `big enough for the Buffer path: ${text.length}`);
+      assert.deepEqual(chunk, sent.map((payload, i) => [i + 1, payload]));
+      assert.ok(!/[\u2028\u2029]/.test(text));
+    });
+  }
 });
 
 describe('timers and endings', () => {

@@ -45,7 +45,7 @@ test('a broadcast to 100 sessions is serialised once, each gets its own array id
   const data = {
     toJSON() {
       serialisations++;
-      return { t: 'news', text: 'one text for everyone' };
+      return { t: 'news', text: 'one text for everyone\u2028' };
     },
   };
   server.middleware.to('room').send(data);
@@ -55,7 +55,8 @@ test('a broadcast to 100 sessions is serialised once, each gets its own array id
     const text = await stream.waitFor((received) => received.includes('one text for everyone'));
     const arrays = (parseChunks(text) as Array<Array<[number, unknown]>>).flat();
     const carrying = arrays.filter(([, payload]) => JSON.stringify(payload).includes('one text'));
-    assert.deepEqual(carrying, [[expectedId, { t: 'news', text: 'one text for everyone' }]]);
+    assert.deepEqual(carrying, [[expectedId, { t: 'news', text: 'one text for everyone\u2028' }]]);
+    assert.ok(!/[\u2028\u2029]/.test(text), 'the line separator travels escaped');
     stream.destroy();
   }
   assert.equal(serialisations, 1, 'still one after every session has written it');
