@@ -475,7 +475,7 @@ async function recover(
 ): Promise<void> {
   const local = context.sessions.get(reconnect.oldId);
   const { ledger, observer } = context.host;
-  await takeOver(ledger!.store, local, session, reconnect);
+  await takeOver(ledger!, local, session, reconnect);
   observer.recoveredWith(session);
   if (local) local.close('Reconnected');
   else if (ownerElsewhere(context, reconnect.oldId) !== null) {

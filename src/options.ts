@@ -328,19 +328,22 @@ function adapterShape(name: string, value: unknown): unknown {
 }
 
 // Recovery keeps state in the adapter's store for `window` milliseconds,
-// and up to `history` broadcasts per room. Whether the adapter has a
+// up to `history` broadcasts per room, and waits at most `timeout` for it. Whether the adapter has a
 // store is checked by the factory, which sees both options together.
 function recoveryShape(name: string, value: unknown): Required<RecoveryOptions> | null {
   if (value === null) return null;
   if (typeof value !== 'object' || Array.isArray(value)) {
-    return fail(name, 'an object { window, history? }', value);
+    return fail(name, 'an object { window, history?, timeout? }', value);
   }
-  const { window, history, ...rest } = value as Record<string, unknown>;
+  const { window, history, timeout, ...rest } = value as Record<string, unknown>;
   const unknown = Object.keys(rest)[0];
-  if (unknown !== undefined) fail(`${name}.${unknown}`, 'absent (known: window, history)', unknown);
+  if (unknown !== undefined) {
+    fail(`${name}.${unknown}`, 'absent (known: window, history, timeout)', unknown);
+  }
   return Object.freeze({
     window: timer(`${name}.window`, window),
     history: count(`${name}.history`, history ?? 1000),
+    timeout: timer(`${name}.timeout`, timeout ?? 2000),
   });
 }
 

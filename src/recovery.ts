@@ -49,6 +49,11 @@ export interface RecoveryOptions {
   readonly window: number;
   /** Most broadcasts kept per room for sessions catching up. Default 1000. */
   readonly history?: number;
+  /**
+   * Milliseconds a save or a takeover waits for the store before going on without it, as when
+   * the store is down. Default 2000.
+   */
+  readonly timeout?: number;
 }
 
 // ## What is saved
@@ -111,10 +116,11 @@ export interface RecoveryStore {
    * Takes over the state of `oldId`: queues on `session` the old arrays after `arrayId` and its
    * rooms' broadcasts since its saved positions, in that order, and joins it to those rooms.
    * Resolves with the rest of the state, or with a sentence saying what could not be recovered
-   * (and then has queued and joined nothing).
+   * (and then has queued and joined nothing). Once `signal` aborts (the server stopped
+   * waiting), it must queue and join nothing, whatever it learns later.
    */
-  takeOver(session: Session<unknown, unknown, object>, oldId: string, arrayId: number):
-    Promise<SavedSession | string>;
+  takeOver(session: Session<unknown, unknown, object>, oldId: string, arrayId: number,
+    signal: AbortSignal): Promise<SavedSession | string>;
 }
 
 // ## A session's side of it
@@ -231,6 +237,14 @@ export class Ledger {
   }
 
   // ## One save per tick
+  //
+  // A store that is down fails a save at once. One that hangs (a Redis
+  // stuck on a slow command, a network path that drops packets without a
+  // reset) would hold every new array and every forward answer for as
+  // long as it hangs, so a save that has not answered within `timeout`
+  // counts as failed: traffic goes on unsaved, and the answer, if it ever
+  // comes, is ignored. Either the save did land late, and the state is
+  // whole, or it never did, and the next save marks the gap.
   private saveMarked(): void {
     this.scheduled = false;
     const records: SessionRecord[] = [];
@@ -245,15 +259,18 @@ export class Ledger {
     }
     this.marked.clear();
     if (records.length === 0) return;
-    this.store.save(records).then(
-      (results) => {
-        results.forEach((ok, index) => this.answered(sessions[index]!, upTo[index]!, ok));
-      },
-      (error: unknown) => {
-        this.failed(error);
-        sessions.forEach((session, index) => this.answered(session, upTo[index]!, true));
-      },
-    );
+    let settled = false;
+    const settle = (results: readonly boolean[] | null, error?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (results === null) this.failed(error);
+      sessions.forEach((session, index) => this.answered(session, upTo[index]!,
+        results?.[index] ?? true));
+    };
+    const { timeout } = this.options;
+    const timer = setTimeout(() => settle(null, `no answer in ${timeout} ms`), timeout).unref();
+    this.store.save(records).then((results) => settle(results), (error) => settle(null, error));
   }
 
   private recordOf(session: AnySession): SessionRecord | null {
@@ -386,15 +403,15 @@ export interface Reconnect {
  * to `onConnect`. Sets `recovered`, `previousId` and `recoveryFailure`.
  */
 export async function takeOver(
-  store: RecoveryStore,
+  server: Ledger,
   local: AnySession | undefined,
   session: AnySession,
   reconnect: Reconnect,
 ): Promise<void> {
   const ledger = session.recovery!;
   ledger.previousId = reconnect.oldId;
-  const saved = local ? moveLocal(local, session, reconnect.arrayId) : await store.takeOver(
-    session, reconnect.oldId, reconnect.arrayId);
+  const saved = local ? moveLocal(local, session, reconnect.arrayId)
+    : await takeOverInTime(server.store, session, reconnect, server.options.timeout);
   if (typeof saved === 'string') {
     ledger.failure = saved;
     return;
@@ -403,6 +420,30 @@ export async function takeOver(
   if (saved.data !== null) session.data = JSON.parse(saved.data) as object;
   if (reconnect.firstMapId !== null) {
     ledger.skipMaps = Math.max(0, saved.maps - reconnect.firstMapId);
+  }
+}
+
+// A takeover the store does not finish within `timeout` is abandoned, so
+// that a hung Redis delays a reconnecting client by that much and no
+// more: the session starts fresh, with the reason, and the store, told
+// by the signal, queues and joins nothing if it answers after all. (If
+// its `take` did land, the old state is gone with it: at most once.)
+async function takeOverInTime(store: RecoveryStore, session: AnySession, reconnect: Reconnect,
+  timeout: number): Promise<SavedSession | string> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      resolve(`the store did not answer in ${timeout} ms`);
+    }, timeout).unref();
+  });
+  const taking = store.takeOver(session, reconnect.oldId, reconnect.arrayId, controller.signal)
+    .catch((error: unknown) => `the store failed: ${String(error)}`);
+  try {
+    return await Promise.race([taking, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -67,10 +67,11 @@ test('good options pass, null means default', () => {
 });
 
 test('recovery: a window in milliseconds, a history count, and an adapter that keeps history', () => {
-  assert.throws(make({ recovery: 120000 }), /`recovery` must be an object \{ window, history\? \}, got number 120000/);
+  assert.throws(make({ recovery: 120000 }), /`recovery` must be an object \{ window, history\?, timeout\? \}, got number 120000/);
+  assert.throws(make({ recovery: { window: 1000, timeout: 0 } }), /`recovery.timeout` must be a whole number of milliseconds/);
   assert.throws(make({ recovery: {} }), /`recovery.window` must be a whole number of milliseconds/);
   assert.throws(make({ recovery: { window: 1000, history: 0 } }), /`recovery.history` must be a whole number of at least 1/);
-  assert.throws(make({ recovery: { window: 1000, windw: 1 } }), /`recovery.windw` must be absent \(known: window, history\)/);
+  assert.throws(make({ recovery: { window: 1000, windw: 1 } }), /`recovery.windw` must be absent \(known: window, history, timeout\)/);
   // The in-memory adapter keeps no history, so recovery cannot work with it.
   assert.throws(make({ recovery: { window: 1000 } }), /option `recovery` needs an adapter that keeps history/);
   assert.doesNotThrow(make({ recovery: null }));

@@ -199,6 +199,9 @@ type Entry = [string, string[]];
 // How many sessions one `save` call carries, and keys one refresh: small
 // enough that no single script holds Redis for long.
 const SESSIONS_PER_CALL = 64;
+
+// What a takeover the server stopped waiting for says, if anyone listens.
+const ABANDONED = 'abandoned: the server stopped waiting';
 const KEYS_PER_REFRESH = 512;
 
 // ## The store
@@ -429,9 +432,12 @@ export class History implements RecoveryStore {
   //    starts right there, in the same epoch.
   //
   // Then the old arrays, each room's missed broadcasts, and whatever was
-  // held and is newer are queued, in that order.
-  async takeOver(session: Session<unknown, unknown, object>, oldId: string, arrayId: number):
-    Promise<SavedSession | string> {
+  // held and is newer are queued, in that order. The server may stop
+  // waiting at any step (`signal`, after the `timeout` option): the steps
+  // check it, and from the last check to the queueing only microtasks
+  // run, which no timer can come between.
+  async takeOver(session: Session<unknown, unknown, object>, oldId: string, arrayId: number,
+    signal: AbortSignal): Promise<SavedSession | string> {
     if (!this.redis.isReady) return 'Redis unavailable: nothing could be recovered';
     const from = Math.max(arrayId + 1, 1);
     let answer: unknown;
@@ -440,6 +446,7 @@ export class History implements RecoveryStore {
     } catch (error) {
       return `Redis failed: ${String(error)}`;
     }
+    if (signal.aborted) return ABANDONED;
     const [status, flat, entries] = answer as [string, string[], Entry[]];
     if (status === 'none') {
       return `no saved state for ${oldId} (the recovery window passed, or Redis lost it)`;
@@ -459,7 +466,7 @@ export class History implements RecoveryStore {
     this.held.set(session, held);
     this.holding++;
     try {
-      const replay = await this.catchUp(session, oldId, rooms, positions, held);
+      const replay = await this.catchUp(session, oldId, rooms, positions, held, signal);
       if (typeof replay === 'string') return replay;
       for (const json of arrays) session.sendJson(json);
       const floors = new Map<string, Position>();
@@ -478,7 +485,8 @@ export class History implements RecoveryStore {
   }
 
   private async catchUp(session: Session<unknown, unknown, object>, oldId: string, rooms: string[],
-    positions: Record<string, string>, held: Holding): Promise<RoomGap[] | string> {
+    positions: Record<string, string>, held: Holding, signal: AbortSignal):
+    Promise<RoomGap[] | string> {
     try {
       for (const room of rooms) await this.host.join(session, room);
       const replay: RoomGap[] = [];
@@ -487,6 +495,7 @@ export class History implements RecoveryStore {
         if (typeof gap === 'string') throw new Error(gap);
         replay.push(gap);
       }
+      if (signal.aborted) throw new Error(ABANDONED);
       if (held.overflowed) throw new Error('too many broadcasts arrived during the takeover');
       return replay;
     } catch (error) {

@@ -74,6 +74,8 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Starts it again after `kill`. */
   start(): Promise<void>;
+  /** Freezes it (SIGSTOP) for `ms`: connections stay open and nothing answers, then SIGCONT. */
+  hang(ms: number): Promise<void>;
 }
 
 export async function startRedis(): Promise<TestRedis> {
@@ -101,6 +103,11 @@ export async function startRedis(): Promise<TestRedis> {
       await start();
     },
     stop: kill,
+    hang: async (ms) => {
+      child?.kill('SIGSTOP');
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      child?.kill('SIGCONT');
+    },
   };
 }
 

@@ -20,13 +20,14 @@ type Data = { name: string; d: number };
 const nodeId = process.env.NODE_ID!;
 const port = Number(process.env.NODE_PORT);
 const window = Number(process.env.RECOVERY_WINDOW ?? 60_000);
+const timeout = Number(process.env.RECOVERY_TIMEOUT ?? 2000);
 const adapter = redisAdapter({ url: process.env.REDIS_URL!, heartbeatInterval: 1000, nodeTimeout: 3000, relayTimeout: 4000 });
 const ready = new Set<Session<unknown, unknown, Data>>();
 const errors: string[] = [];
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
 const channel = browserChannel<{ k?: number }, unknown, Data>(
-  { adapter, nodeId, recovery: { window, history: 2000 } },
+  { adapter, nodeId, recovery: { window, history: 2000, timeout } },
   (session) => {
     if (!session.recovered) {
       session.data = { name: String(session.query.name ?? '?'), d: 0 };

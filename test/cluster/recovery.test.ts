@@ -253,7 +253,7 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
     await delay(300);
     assert.equal(await spy.hGet(`bc:s:${sid}:m`, 'gap'), '1', 'the hole is marked');
     const saved = await spy.xRange(`bc:s:${sid}`, '-', '+');
-    assert.deepEqual(saved.map((entry) => JSON.parse(entry.message.j!)).slice(1),
+    assert.deepEqual((saved ?? []).map((entry) => JSON.parse(entry.message.j!)).slice(1),
       [{ d: 0 }, { d: 2 }], '{d: 1} is the hole');
     await a.kill9();
     const { sid: next, arrays } = await create(b, `&name=raw9&OSID=${sid}&OAID=0`);
@@ -263,6 +263,57 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
     assert.equal(arrays.length, 1, 'only the handshake');
     const polled = (await poll(b, next, 0)).filter(([, data]) => notNoop(data));
     assert.deepEqual(polled, [], 'nothing replayed');
+  });
+
+  // A Redis that hangs (SIGSTOP: connections stay open, nothing answers)
+  // must not hold traffic for longer than the `timeout` option, here 300 ms.
+  test('Redis hangs: arrays and forward answers wait no longer than the timeout', async () => {
+    const a = await start('a10', { RECOVERY_TIMEOUT: '300' });
+    const { sid } = await create(a, '&name=raw10');
+    await delay(200);
+    const hung = redis.hang(1500);
+    const began = Date.now();
+    await a.get(`/send?sid=${sid}&count=1`);
+    const got = (await poll(a, sid, 0)).map(([, data]) => data).filter(notNoop);
+    assert.deepEqual(got, [{ d: 0 }]);
+    assert.equal((await forward(a, sid, 101, 0, [1])).status, 200);
+    const waited = Date.now() - began;
+    assert.ok(waited < 1200, `answered while Redis was still frozen: ${waited} ms`);
+    await hung;
+    await delay(500);
+    // The saves that timed out were still in the socket, and landed in
+    // order once Redis woke: the state is whole, with no gap mark.
+    assert.equal(await spy.hGet(`bc:s:${sid}:m`, 'gap'), null);
+    const saved = await spy.xRange(`bc:s:${sid}`, '-', '+');
+    // (The handshake, array 0, is trimmed: the poll's AID=0 acknowledged it.)
+    assert.deepEqual((saved ?? []).map((entry) => JSON.parse(entry.message.j!)), [{ d: 0 }]);
+    assert.deepEqual(delivered(nodes, 'raw10'), [1]);
+  });
+
+  test('Redis hangs during a takeover: the client starts fresh after the timeout, and nothing is replayed later', async () => {
+    const [a, b] = [await start('a11'), await start('b11', { RECOVERY_TIMEOUT: '300' })];
+    const { sid } = await create(a, '&name=raw11');
+    await a.get(`/send?sid=${sid}&count=2`);
+    await delay(200);
+    const hung = redis.hang(1500);
+    const began = Date.now();
+    const { sid: next, arrays } = await create(b, `&name=raw11&OSID=${sid}&OAID=0`);
+    const waited = Date.now() - began;
+    assert.ok(waited >= 250 && waited < 1200, `the create waited about the timeout: ${waited} ms`);
+    const line = await connectOf(nodes, next);
+    assert.deepEqual([line.recovered, line.previousId], [false, sid]);
+    assert.match(line.failure!, /did not answer in 300 ms/);
+    assert.equal(arrays.length, 1, 'only the handshake');
+    await hung;
+    await delay(500);
+    // The take landed once Redis woke, and found the server gone: the
+    // new session was given nothing of the old one.
+    const polled = (await poll(b, next, 0)).map(([, data]) => data).filter(notNoop);
+    assert.deepEqual(polled, []);
+    // And the old state is gone (at most once): the take left a tombstone,
+    // or the old owner, retired over the relay, dropped the keys, or both.
+    assert.equal(await spy.xLen(`bc:s:${sid}`), 0);
+    assert.ok(['{"taken":"1"}', '{}'].includes(JSON.stringify(await spy.hGetAll(`bc:s:${sid}:m`))));
   });
 
   test('Redis holds only what is unacknowledged, and a bounded room history', async () => {
