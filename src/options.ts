@@ -328,8 +328,9 @@ function adapterShape(name: string, value: unknown): unknown {
 }
 
 // Recovery keeps state in the adapter's store for `window` milliseconds,
-// up to `history` broadcasts per room, and waits at most `timeout` for it. Whether the adapter has a
-// store is checked by the factory, which sees both options together.
+// up to `history` broadcasts per room, and waits at most `timeout` for
+// it. Whether the adapter has a store is checked by the factory, which
+// sees both options together.
 function recoveryShape(name: string, value: unknown): Required<RecoveryOptions> | null {
   if (value === null) return null;
   if (typeof value !== 'object' || Array.isArray(value)) {
