@@ -149,8 +149,10 @@ export class SessionLedger {
   skipMaps = 0;
   /** The last `session.data` JSON saved. */
   dataJson: string | null = null;
-  /** Waiting for the next save that includes this session. */
-  waiters: Array<() => void> | null = null;
+  /** Saves of this session handed to the store so far. */
+  saves = 0;
+  /** Waiting for a save: each for the one numbered `save` (or a later one) to answer. */
+  waiters: Array<{ readonly save: number; readonly resolve: () => void }> | null = null;
   /** The old session's id, for a session created with `OSID`. */
   previousId: string | null = null;
   /** Whether the old session's state was taken over whole. */
@@ -210,13 +212,20 @@ export class Ledger {
   // A forward request is answered only once the maps it delivered are
   // counted in Redis: then a client that resends them after a crash finds
   // them already delivered (`skipMaps`).
+  //
+  // The save that counts is the *next* one handed over, not one already
+  // on its way: that one was made before these maps were delivered, and
+  // its answer, which can arrive after they were, proves nothing about
+  // them. (Released by it, a forward answer once went out ahead of the
+  // count, and a crash just then gave the app those maps twice.)
   /** Resolves once a save that includes `session`'s current state has answered. */
   saved(session: AnySession): Promise<void> {
     const ledger = session.recovery;
     if (ledger === null) return Promise.resolve();
     ledger.force = true;
     this.mark(session);
-    return new Promise((resolve) => (ledger.waiters ??= []).push(resolve));
+    const save = ledger.saves + 1;
+    return new Promise((resolve) => (ledger.waiters ??= []).push({ save, resolve }));
   }
 
   // ## Ending
@@ -250,12 +259,14 @@ export class Ledger {
     const records: SessionRecord[] = [];
     const sessions: AnySession[] = [];
     const upTo: number[] = [];
+    const numbers: number[] = [];
     for (const session of this.marked) {
       const record = this.recordOf(session);
       if (record === null) continue;
       records.push(record);
       sessions.push(session);
       upTo.push(session.recovery!.handed);
+      numbers.push(session.recovery!.saves);
     }
     this.marked.clear();
     if (records.length === 0) return;
@@ -266,7 +277,7 @@ export class Ledger {
       clearTimeout(timer);
       if (results === null) this.failed(error);
       sessions.forEach((session, index) => this.answered(session, upTo[index]!,
-        results?.[index] ?? true));
+        numbers[index]!, results?.[index] ?? true));
     };
     const { timeout } = this.options;
     const timer = setTimeout(() => settle(null, `no answer in ${timeout} ms`), timeout).unref();
@@ -286,9 +297,10 @@ export class Ledger {
     const acked = session.acknowledgedId;
     const data = this.dataOf(session, ledger);
     if (!create && this.quiet(ledger, texts, acked, data)) {
-      this.answered(session, ledger.handed, true);
+      this.answered(session, ledger.handed, ledger.saves, true);
       return null;
     }
+    ledger.saves++;
     if (create) ledger.created = true;
     const expect = ledger.next;
     if (texts.length > 0) ledger.next = firstId + texts.length;
@@ -326,7 +338,7 @@ export class Ledger {
     return json;
   }
 
-  private answered(session: AnySession, upTo: number, ok: boolean): void {
+  private answered(session: AnySession, upTo: number, save: number, ok: boolean): void {
     const ledger = session.recovery;
     if (ledger === null) return;
     if (!ok) {
@@ -337,7 +349,7 @@ export class Ledger {
       ledger.saved = upTo;
       session.flush();
     }
-    releaseWaiters(ledger);
+    releaseWaiters(ledger, save);
   }
 
   private failed(error: unknown): void {
@@ -351,11 +363,14 @@ export class Ledger {
 
 const HEARTBEAT = '["noop"]';
 
-function releaseWaiters(ledger: SessionLedger | null): void {
+// Waiters for saves up to `save` (all of them, when the session ends).
+function releaseWaiters(ledger: SessionLedger | null, save = Infinity): void {
   const waiters = ledger?.waiters;
   if (!waiters) return;
-  ledger.waiters = null;
-  for (const resolve of waiters) resolve();
+  const due = waiters.filter((waiter) => waiter.save <= save);
+  const rest = waiters.filter((waiter) => waiter.save > save);
+  ledger.waiters = rest.length > 0 ? rest : null;
+  for (const waiter of due) waiter.resolve();
 }
 
 // ## Who can come back
