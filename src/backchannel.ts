@@ -25,7 +25,7 @@
 /** The down direction of a session: back channels, flushing, heartbeats. @module */
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { type Framing, appendText } from './encoding.ts';
+import { type Framing, NOOP_JSON, appendText } from './encoding.ts';
 import { Outbox, type SendCallback } from './outbox.ts';
 import type { SessionHost, SessionState } from './session.ts';
 
@@ -69,9 +69,6 @@ Reflect.deleteProperty(EventSlots.prototype, 'constructor');
 
 /** Sessions due a flush at the end of this tick. */
 const PENDING: Downlink[] = [];
-
-// The array the server says when it has nothing else to say.
-const NOOP_JSON = '["noop"]';
 
 // ## The class
 //
@@ -256,20 +253,8 @@ export abstract class Downlink extends EventEmitter {
     const chunk = framing.chunk(json);
     this.host.observer.bytesOut += chunk.chars;
     res.end(appendText(chunk.data, framing.close()));
-    if (!this.startedThisTurn()) this.host.idle.start(this);
+    this.host.idle.start(this);
     this.afterWrite(sent);
-  }
-
-  // The creating request is answered in the same turn as the session was
-  // made (unless recovery had it wait for the store), and the constructor
-  // has just started its countdown: starting it again would move nothing.
-  //
-  // > **Note (speed):** a restart is a delete and a set on the idle queue's
-  // > `Map`, which leaves a deleted entry behind in its table. Skipping it
-  // > took a handshake from about 196,000 to 187,500 instructions under
-  // > callgrind, most of that in the collector's marking.
-  private startedThisTurn(): boolean {
-    return this.state === 'init' && this.writableUpTo() === Infinity;
   }
 
   // A fast handshake answers in a header, before any body: everything

@@ -71,8 +71,14 @@ export function stringify(value: unknown): string {
   return escapeLineSeparators(json);
 }
 
+// `["noop"]` is the array the server says when it has nothing else to
+// say: a heartbeat. The back channel sends it, and recovery knows it on
+// sight, so that heartbeats are neither saved nor replayed.
+/** The JSON text of the heartbeat array. */
+export const NOOP_JSON = '["noop"]';
+
 /** `json` with U+2028 and U+2029 written as `\u2028` and `\u2029`. */
-export function escapeLineSeparators(json: string): string {
+function escapeLineSeparators(json: string): string {
   if (json.indexOf('\u2028') === -1 && json.indexOf('\u2029') === -1) return json;
   return json.replace(LINE_SEPARATORS, lineSeparatorEscape);
 }

@@ -37,6 +37,7 @@
 // and the takeover a create request with `OSID` runs. The Redis half, the
 // keys and the Lua scripts, is `redis/history.ts`.
 /** Session recovery across processes: the store contract, the ledger, the takeover. @module */
+import { NOOP_JSON } from './encoding.ts';
 import type { AnySession, Session } from './session.ts';
 
 // ## The option
@@ -257,16 +258,14 @@ export class Ledger {
   private saveMarked(): void {
     this.scheduled = false;
     const records: SessionRecord[] = [];
-    const sessions: AnySession[] = [];
-    const upTo: number[] = [];
-    const numbers: number[] = [];
+    // For each record: whose it is, its newest array, and its save number.
+    const handed: Array<{ session: AnySession; upTo: number; save: number }> = [];
     for (const session of this.marked) {
       const record = this.recordOf(session);
       if (record === null) continue;
       records.push(record);
-      sessions.push(session);
-      upTo.push(session.recovery!.handed);
-      numbers.push(session.recovery!.saves);
+      const { handed: upTo, saves: save } = session.recovery!;
+      handed.push({ session, upTo, save });
     }
     this.marked.clear();
     if (records.length === 0) return;
@@ -276,8 +275,8 @@ export class Ledger {
       settled = true;
       clearTimeout(timer);
       if (results === null) this.failed(error);
-      sessions.forEach((session, index) => this.answered(session, upTo[index]!,
-        numbers[index]!, results?.[index] ?? true));
+      handed.forEach(({ session, upTo, save }, index) =>
+        this.answered(session, upTo, save, results?.[index] ?? true));
     };
     const { timeout } = this.options;
     const timer = setTimeout(() => settle(null, `no answer in ${timeout} ms`), timeout).unref();
@@ -318,7 +317,7 @@ export class Ledger {
   private quiet(ledger: SessionLedger, texts: readonly string[], acked: number,
     data: string | null): boolean {
     return !ledger.force && acked === ledger.savedAck && ledger.maps === ledger.savedMaps &&
-      data === null && texts.every((json) => json === HEARTBEAT);
+      data === null && texts.every((json) => json === NOOP_JSON);
   }
 
   // `session.data` is saved whenever its JSON changed. App data that
@@ -360,8 +359,6 @@ export class Ledger {
     this.report(new Error(`browserchannel: recovery state not saved (${detail})`));
   }
 }
-
-const HEARTBEAT = '["noop"]';
 
 // Waiters for saves up to `save` (all of them, when the session ends).
 function releaseWaiters(ledger: SessionLedger | null, save = Infinity): void {

@@ -26,7 +26,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Downlink } from './backchannel.ts';
 import { Membership } from './membership.ts';
 import type { Deadlines } from './deadlines.ts';
-import { stringify } from './encoding.ts';
+import { NOOP_JSON, stringify } from './encoding.ts';
 import { type ForwardBatch, type ForwardItem, mapOf } from './maps.ts';
 import { Inbox, type InboxLimits } from './inbox.ts';
 import type { SendCallback } from './outbox.ts';
@@ -106,8 +106,8 @@ export interface SessionLimits extends InboxLimits {
   readonly maxBufferedArrays: number;
 }
 
-// The arrays the server says on its own behalf, serialised once for all.
-const NOOP_JSON = '["noop"]';
+// The arrays the server says on its own behalf, serialised once for all
+// (the heartbeat, `NOOP_JSON`, is in `encoding.ts`).
 const STOP_JSON = '["stop"]';
 const CLOSE_JSON = '["close"]';
 

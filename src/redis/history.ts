@@ -46,10 +46,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import type {
   RecoveryOptions, RecoveryStore, SavedSession, SessionRecord,
 } from '../recovery.ts';
+import { NOOP_JSON } from '../encoding.ts';
 import type { Broadcast } from '../rooms.ts';
 import type { Session } from '../session.ts';
 import { decodeBroadcast } from './wire.ts';
-
 
 // ## What history needs from Redis and from the adapter
 /** The Redis calls history makes. */
@@ -199,10 +199,11 @@ type Entry = [string, string[]];
 // How many sessions one `save` call carries, and keys one refresh: small
 // enough that no single script holds Redis for long.
 const SESSIONS_PER_CALL = 64;
-
-// What a takeover the server stopped waiting for says, if anyone listens.
-const ABANDONED = 'abandoned: the server stopped waiting';
 const KEYS_PER_REFRESH = 512;
+
+// What a takeover the server stopped waiting for says (`takeOver` below),
+// should anyone still listen.
+const ABANDONED = 'abandoned: the server stopped waiting';
 
 // ## The store
 /** Session state and room history in Redis; the Redis adapter's `recovery`. */
@@ -598,7 +599,7 @@ function arraysAfter(from: number, next: number, entries: Entry[]): string[] | n
     if (id <= last || id >= next) return null;
     last = id;
     const json = entry[1][1] ?? '';
-    if (json !== '["noop"]') texts.push(json);
+    if (json !== NOOP_JSON) texts.push(json);
   }
   return texts;
 }
