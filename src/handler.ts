@@ -215,7 +215,8 @@ function preflight(context: HandlerContext, req: IncomingMessage, res: ServerRes
 //
 // Phase 2 looks for a buffering proxy: `11111`, then `2` two seconds
 // later, then the end. A client that receives both at once knows something
-// in between buffers, and will ask for `CI=1` back channels.
+// in between buffers, and will ask for `CI=1` back channels. A `HEAD`
+// has no body to pause in, so it gets the headers and the end at once.
 const TEST_PAUSE_MS = 2000;
 
 function testChannel(
@@ -232,6 +233,7 @@ function testChannel(
   }
   const framing = framingFor(query.TYPE, domainOf(query));
   res.writeHead(200, responseHeaders(context.options, req, res, framing.contentType));
+  if (req.method === 'HEAD') return void res.end();
   res.write(framing.open() + framing.raw('11111'));
   const timer = setTimeout(
     () => res.end(framing.raw('2') + framing.close()),
@@ -647,6 +649,12 @@ async function stopIfTooLarge(session: AnySession, error: unknown): Promise<neve
 // stream; anything else ends it after each chunk. `RID` is always the
 // literal `rpc` here. A long poll may ask, with `TO`, to be answered
 // sooner than the usual heartbeat.
+//
+// A `HEAD` gets the same checks and headers and nothing more: it must not
+// take the session's place for a back channel, since it can carry no
+// chunk. (Node drops a `HEAD`'s body writes without sending the headers,
+// so attaching one used to leave the request hanging with no answer at
+// all, and the real back channel displaced. Our fuzz test found it.)
 function backChannel(
   context: HandlerContext,
   req: IncomingMessage,
@@ -660,6 +668,7 @@ function backChannel(
   if (query.RID !== 'rpc') throw badQuery('Back channel needs RID=rpc');
   const framing = framingFor(query.TYPE, domainOf(query));
   res.writeHead(200, responseHeaders(context.options, req, res, framing.contentType, UNBUFFERED));
+  if (req.method === 'HEAD') return void res.end();
   const opening = framing.open();
   if (opening) res.write(opening);
   else res.flushHeaders?.();

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Session } from '../src/index.ts';
-import { createSession, openStream, parseChunks, request, startServer, type TestServer } from './helpers.ts';
+import { createSession, delay, openStream, parseChunks, request, startServer, type TestServer } from './helpers.ts';
 
 describe('the html transport is safe against injection', () => {
   let server: TestServer;
@@ -98,6 +98,37 @@ describe('malformed requests get a 4xx with a reason', () => {
     assert.equal(Object.getOwnPropertyDescriptor(maps[0], '__proto__')?.value, 'polluted');
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     await local.close();
+  });
+
+  test('HEAD on a back channel gets headers at once and leaves the open stream in place', async () => {
+    let session!: Session;
+    const local = await startServer({}, (s) => (session = s));
+    const { sid } = await createSession(local.port);
+    const stream = openStream(local.port, `/channel/bind?VER=8&SID=${sid}&RID=rpc&AID=0&CI=0&TYPE=html`);
+    try {
+      await stream.response;
+      for (const tail of ['TYPE=html&CI=0', 'TYPE=html&CI=1', 'TYPE=xmlhttp&CI=0', 'TYPE=xmlhttp&CI=1']) {
+        const path = `/channel/bind?VER=8&SID=${sid}&RID=rpc&${tail}`;
+        const head = await Promise.race([
+          request(local.port, 'HEAD', path),
+          delay(2000).then(() => Promise.reject(new Error(`HEAD ${tail} got no answer in 2 s`))),
+        ]);
+        assert.equal(head.status, 200, tail);
+        assert.equal(head.body, '', tail);
+        assert.match(String(head.headers['content-type']), tail.includes('html') ? /text\/html/ : /text\/plain/);
+      }
+      // The buffering-proxy test pauses 2 s between its two bodies; a HEAD has none.
+      const test = await Promise.race([
+        request(local.port, 'HEAD', '/channel/test?VER=8&TYPE=xmlhttp'),
+        delay(1000).then(() => Promise.reject(new Error('HEAD /test got no answer in 1 s'))),
+      ]);
+      assert.equal(test.status, 200);
+      session.send('after the HEADs');
+      await stream.waitFor((text) => text.includes('after the HEADs'));
+    } finally {
+      stream.destroy();
+      await local.close();
+    }
   });
 
   test('after all of the above, the first session still echoes', async () => {
