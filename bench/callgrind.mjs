@@ -93,10 +93,10 @@ const scenarios = {
       return { warm: () => run(2000), run: () => run(4000 * SCALE), close: async () => {} };
     },
   },
-  push50: { peers: ['ours', 'ours-nostats', 'bc210', 'engineio', 'sockjs'], setup: pushes(50, 6) },
-  push4k: { peers: ['ours', 'ours-nostats', 'bc210', 'engineio', 'sockjs'], setup: pushes(4096, 2) },
+  push50: { peers: ['ours', 'ours-nostats', 'bc210', 'engineio', 'sockjs', 'minimal'], setup: pushes(50, 6) },
+  push4k: { peers: ['ours', 'ours-nostats', 'bc210', 'engineio', 'sockjs', 'minimal'], setup: pushes(4096, 2) },
   forward: {
-    peers: ['ours', 'bc210', 'engineio', 'sockjs'],
+    peers: ['ours', 'bc210', 'engineio', 'sockjs', 'minimal'],
     async setup(client) {
       const connections = await connectMany(client, 100, () => {}, { ack: false });
       const run = async (n) => {
@@ -110,7 +110,7 @@ const scenarios = {
     },
   },
   broadcast: {
-    peers: ['ours', 'bc210', 'engineio', 'socketio'],
+    peers: ['ours', 'bc210', 'engineio', 'socketio', 'minimal'],
     args: ['room'],
     async setup(client) {
       let seq = 0;

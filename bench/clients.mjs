@@ -242,6 +242,7 @@ export const CLIENTS = {
   engineio: (port) => pollingClient(port, '/engine.io/', false),
   socketio: (port) => pollingClient(port, '/socket.io/', true),
   sockjs: sockjsClient,
+  minimal: browserChannelClient,
   floor: bareClient,
   bare: bareClient,
 };
@@ -266,6 +267,7 @@ export const HANDSHAKES = {
   engineio: { method: 'GET', path: '/engine.io/?EIO=4&transport=polling' },
   socketio: { method: 'GET', path: '/socket.io/?EIO=4&transport=polling' },
   sockjs: { method: 'POST', path: '/echo/000/x/xhr', setupRequest: (req) => ({ ...req, path: `/echo/${100 + Math.floor(Math.random() * 900)}/${Math.random().toString(36).slice(2, 10)}/xhr` }) },
+  minimal: BIND,
   floor: BIND,
   bare: { method: 'GET', path: '/' },
 };

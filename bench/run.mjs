@@ -259,11 +259,11 @@ if (SAVE && (only.size > 0 || peerFilter.size > 0)) {
   process.exit(2);
 }
 if (want('handshake')) addThroughput('handshake', 'sessions/s', 'session', await measure(withNoStats(['ours', 'bc210', 'engineio', 'sockjs', 'floor', 'bare']), perPeer(scenarios.handshake)));
-if (want('push')) addThroughput('push 50 B', 'messages/s', 'message', await measure(withNoStats(streaming), scenarios.push(50)));
-if (want('push')) addThroughput('push 4 KB', 'messages/s', 'message', await measure(withNoStats(streaming), scenarios.push(4096)));
-if (want('forward')) addThroughput('forward', 'messages/s', 'message', await measure(streaming, scenarios.forward));
+if (want('push')) addThroughput('push 50 B', 'messages/s', 'message', await measure(withNoStats([...streaming, 'minimal']), scenarios.push(50)));
+if (want('push')) addThroughput('push 4 KB', 'messages/s', 'message', await measure(withNoStats([...streaming, 'minimal']), scenarios.push(4096)));
+if (want('forward')) addThroughput('forward', 'messages/s', 'message', await measure([...streaming, 'minimal'], scenarios.forward));
 if (want('broadcast')) {
-  const results = await measure(['ours', 'bc210', 'engineio', 'socketio'], scenarios.broadcast, ['room']);
+  const results = await measure(['ours', 'bc210', 'engineio', 'socketio', 'minimal'], scenarios.broadcast, ['room']);
   add(`broadcast to ${ROOM_SIZE.toLocaleString('en')} sessions: server CPU (µs per broadcast)`, 'µs', 'lower', results[CPU]);
   add(`broadcast to ${ROOM_SIZE.toLocaleString('en')} sessions: time until all have it (ms)`, 'ms', 'lower', results[TIME]);
 }

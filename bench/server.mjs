@@ -174,6 +174,81 @@ const servers = {
       });
     });
   },
+  // The least a BrowserChannel server can do on node:http, as a yardstick
+  // for push, forward and broadcast: a session is an id, a back channel and
+  // a counter. It parses a forward body just enough to find the `reqN_JSON`
+  // maps, serialises each message once, and writes one chunk per session
+  // per turn. It keeps nothing for resending, ignores `AID`, has no timers,
+  // callbacks, limits or counters, and checks nothing: not a server, a
+  // floor. What ours spends beyond it buys those.
+  async minimal() {
+    const headers = {
+      'Cache-Control': 'no-cache, no-store, max-age=0, must-revalidate',
+      'Content-Type': 'text/plain; charset=utf-8',
+    };
+    const live = new Map();
+    let nextId = 0;
+    const pending = new Set();
+    const flush = () => {
+      for (const session of pending) {
+        if (session.res === null) continue;
+        const json = `[${session.queue.join(',')}]`;
+        session.queue.length = 0;
+        session.res.write(`${json.length}\n${json}`);
+      }
+      pending.clear();
+    };
+    const queue = (session, json) => {
+      session.queue.push(`[${++session.lastId},${json}]`);
+      if (pending.size === 0) process.nextTick(flush);
+      pending.add(session);
+    };
+    const send = (session) => (message) => queue(session, JSON.stringify(message));
+    broadcast = (message) => {
+      const json = JSON.stringify(message);
+      for (const session of live.values()) queue(session, json);
+    };
+    return http.createServer((req, res) => {
+      if (stats(req, res)) return;
+      const url = new URL(req.url, 'http://x');
+      const sid = url.searchParams.get('SID');
+      const session = sid === null ? null : live.get(sid);
+      if (req.method === 'GET' && url.searchParams.get('TYPE') === 'terminate') {
+        live.delete(sid);
+        session?.res?.end();
+        return res.end();
+      }
+      if (req.method === 'GET') {
+        res.writeHead(200, headers);
+        res.flushHeaders();
+        session.res = res;
+        res.on('close', () => session.res === res && (session.res = null));
+        if (session.queue.length > 0) pending.add(session), process.nextTick(flush);
+        return;
+      }
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (text) => (body += text));
+      req.on('end', () => {
+        res.writeHead(200, headers);
+        if (session === null) {
+          const id = `s${nextId++}`;
+          const created = { res: null, queue: [], lastId: 0 };
+          live.set(id, created);
+          sessions++;
+          const json = `[[0,["c","${id}",null,8]]]`;
+          return res.end(`${json.length}\n${json}`);
+        }
+        for (const part of body.split('&')) {
+          const eq = part.indexOf('=');
+          if (part.endsWith('_JSON', eq)) {
+            app(send(session), JSON.parse(decodeURIComponent(part.slice(eq + 1))));
+          }
+        }
+        res.end('7\n[1,0,0]');
+      });
+    });
+  },
   // The ceiling: node:http answering a fixed 200.
   async bare() {
     return http.createServer((req, res) => {

@@ -163,6 +163,9 @@ export abstract class Downlink extends EventEmitter {
     const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS, this.writableUpTo());
     if (json === null) return;
     const chunk = channel.framing.chunk(json);
+    if (chunk.spans !== undefined) {
+      this.outbox.keepWritten(json.firstId, chunk.data as Buffer, chunk.spans);
+    }
     channel.bytesWritten += chunk.chars;
     this.host.observer.bytesOut += chunk.chars;
     if (!channel.streaming || channel.bytesWritten > RECYCLE_BYTES) {

@@ -245,7 +245,7 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
    * @throws TypeError - if `data` has no JSON form.
    */
   send(data: Out, callback?: SendCallback): number {
-    return this.enqueue(stringify(data), null, callback ?? null, true);
+    return this.enqueue(stringify(data), null, callback ?? null, true, true);
   }
 
   // A broadcast arrives here already serialised: the text was made once
@@ -273,14 +273,16 @@ export class Session<In = unknown, Out = unknown, Data extends object = Record<s
     this.scheduleFlush();
   }
 
+  // `own` says the text was made for this session alone, which lets the
+  // outbox keep a big one as bytes once it is written (`outbox.ts`).
   private enqueue(json: string, onSent: SendCallback | null, onAck: SendCallback | null,
-    fromApp: boolean): number {
+    fromApp: boolean, own = false): number {
     if (this.state === 'closed') {
       const callback = onAck ?? onSent;
       if (callback) process.nextTick(() => this.callApp(callback, new Error('closed')));
       return -1;
     }
-    const id = this.outbox.queue(json, onSent, onAck);
+    const id = this.outbox.queue(json, onSent, onAck, own);
     if (fromApp) this.host.observer.messageOut(this, json);
     if (this.recovery !== null) this.host.ledger!.mark(this);
     this.flush();

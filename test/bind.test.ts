@@ -376,6 +376,40 @@ describe('back channel', () => {
   }
 });
 
+// A big payload of the session's own is kept, once a Buffer chunk has
+// carried it, as that chunk's bytes (`outbox.ts`). A resend decodes them,
+// and every count still reads in UTF-16 units.
+test('big own sends kept as bytes after writing are resent whole and counted exactly', async () => {
+  let session!: Session;
+  const server = await startServer({}, (s) => (session = s));
+  try {
+    const { sid } = await createSession(server.port);
+    const sent = Array.from({ length: 60 }, (_, i) => `${i}:${'é😀\u2028x'.repeat(200)}`);
+    for (const text of sent) session.send(text);
+    session.sendJson(JSON.stringify('x'.repeat(2000))); // a broadcast's text: stays a string
+    const expected = sent.map((payload, i) => [i + 1, payload]);
+    const path = `/channel/bind?VER=8&SID=${sid}&RID=rpc&AID=0&CI=0&TYPE=xmlhttp`;
+    const first = openStream(server.port, path);
+    await first.waitFor((text) => text.length > 60 * 1000);
+    const kept = (session as unknown as { outbox: { texts: object[] } }).outbox.texts;
+    assert.equal(kept.filter((entry) => entry.constructor.name === 'Written').length, 60);
+    assert.equal(typeof kept[60], 'string');
+    const chars = sent.reduce((sum, text) => sum + JSON.stringify(text).replace(/\u2028/g, '\\u2028').length, 0);
+    assert.equal(session.bufferedBytes, chars + 2002);
+    first.destroy();
+    // Nothing acknowledged: the next back channel carries all of it again, decoded from the bytes.
+    const again = await openStream(server.port, path.replace('CI=0', 'CI=1')).ended;
+    const arrays = (parseChunks(again) as Array<Array<[number, string]>>).flat();
+    assert.deepEqual(arrays.slice(0, 60), expected);
+    const status = await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1001&AID=30`, 'count=0');
+    const outstanding = sent.slice(30).reduce((sum, text) => sum + JSON.stringify(text).replace(/\u2028/g, '\\u2028').length, 0);
+    assert.deepEqual(parseChunks(status.body), [[0, 61, outstanding + 2002]]);
+    assert.equal(session.bufferedBytes, outstanding + 2002);
+  } finally {
+    await server.close();
+  }
+});
+
 describe('timers and endings', () => {
   let server: TestServer;
   const closes = new Map<string, string | undefined>();
