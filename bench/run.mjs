@@ -258,7 +258,7 @@ if (SAVE && (only.size > 0 || peerFilter.size > 0)) {
   console.error('--save needs a full run: unset BENCH_ONLY and BENCH_PEERS');
   process.exit(2);
 }
-if (want('handshake')) addThroughput('handshake', 'sessions/s', 'session', await measure(withNoStats(['ours', 'bc210', 'engineio', 'sockjs', 'floor', 'bare']), perPeer(scenarios.handshake)));
+if (want('handshake')) addThroughput('handshake', 'sessions/s', 'session', await measure(withNoStats(['ours', 'bc210', 'engineio', 'sockjs', 'minimal', 'floor', 'bare']), perPeer(scenarios.handshake)));
 if (want('push')) addThroughput('push 50 B', 'messages/s', 'message', await measure(withNoStats([...streaming, 'minimal']), scenarios.push(50)));
 if (want('push')) addThroughput('push 4 KB', 'messages/s', 'message', await measure(withNoStats([...streaming, 'minimal']), scenarios.push(4096)));
 if (want('forward')) addThroughput('forward', 'messages/s', 'message', await measure([...streaming, 'minimal'], scenarios.forward));
