@@ -4,8 +4,8 @@
 // ours leads, bars to the left mean the peer does. Plain SVG text, no
 // dependencies, readable in a browser or on GitHub.
 
-const PEER_COLOURS = { 'ours-nostats': '#9467bd', bc210: '#d62728', engineio: '#1f77b4', socketio: '#17becf', sockjs: '#2ca02c', floor: '#bcbd22', bare: '#7f7f7f' };
-const PEER_NAMES = { 'ours-nostats': 'ours, stats off', bc210: 'node-browserchannel 2.1.0', engineio: 'engine.io (polling)', socketio: 'socket.io (polling)', sockjs: 'sockjs (xhr-streaming)', floor: 'HTTP floor', bare: 'bare node:http' };
+const PEER_COLOURS = { 'ours-nostats': '#9467bd', bc210: '#d62728', engineio: '#1f77b4', socketio: '#17becf', sockjs: '#2ca02c', minimal: '#8c564b', floor: '#bcbd22', bare: '#7f7f7f' };
+const PEER_NAMES = { 'ours-nostats': 'ours, stats off', bc210: 'node-browserchannel 2.1.0', engineio: 'engine.io (polling)', socketio: 'socket.io (polling)', sockjs: 'sockjs (xhr-streaming)', minimal: 'minimal BrowserChannel', floor: 'HTTP floor', bare: 'bare node:http' };
 
 const escapeXml = (text) => String(text).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 

@@ -210,10 +210,9 @@ const servers = {
     };
     return http.createServer((req, res) => {
       if (stats(req, res)) return;
-      const url = new URL(req.url, 'http://x');
-      const sid = url.searchParams.get('SID');
+      const sid = /[?&]SID=([^&]*)/.exec(req.url)?.[1] ?? null;
       const session = sid === null ? null : live.get(sid);
-      if (req.method === 'GET' && url.searchParams.get('TYPE') === 'terminate') {
+      if (req.method === 'GET' && req.url.includes('TYPE=terminate')) {
         live.delete(sid);
         session?.res?.end();
         return res.end();
