@@ -84,6 +84,28 @@ export interface RedisAdapterOptions {
   requestTimeout?: number;
   /** Milliseconds a relayed request waits for the owner to start answering. Default 10000. */
   relayTimeout?: number;
+  /**
+   * Milliseconds a `join` waits for Redis to confirm the room's subscription before it resolves
+   * anyway (the subscription is still made when Redis answers). Default 2000.
+   */
+  joinTimeout?: number;
+}
+
+// Timers are whole milliseconds that `setTimeout` can take: a typo such
+// as `joinTimeout: -1` or `'2s'` fails at startup, not in an outage.
+const TIMERS = ['heartbeatInterval', 'nodeTimeout', 'requestTimeout', 'relayTimeout',
+  'joinTimeout'] as const;
+
+function checkTimers(options: RedisAdapterOptions): void {
+  for (const name of TIMERS) {
+    const value: unknown = options[name];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2 ** 31 - 1) {
+      const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
+      throw new RangeError(`redisAdapter: ${name} must be whole milliseconds from 1 to 2147483647,`
+        + ` not ${typeof value} ${shown}`);
+    }
+  }
 }
 
 // ## Heartbeats
@@ -152,6 +174,7 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
 
   constructor(options: RedisAdapterOptions) {
     super();
+    checkTimers(options);
     this.publisher = options.client;
     this.settings = {
       ownsClient: options.ownsClient ?? false,
@@ -160,6 +183,7 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
       nodeTimeout: options.nodeTimeout ?? 6000,
       requestTimeout: options.requestTimeout ?? 1000,
       relayTimeout: options.relayTimeout ?? 10_000,
+      joinTimeout: options.joinTimeout ?? 2000,
     };
     this.names = new Names(this.settings.prefix);
     this.ready = new Promise((resolve) => (this.markReady = resolve));
@@ -250,15 +274,40 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   // With recovery on, a join also learns where the room's history stands
   // (`history.ts`), so that the session's saved position means something
   // from its first save on.
+  //
+  // A Redis that is up but does not answer (frozen, or cut off by a
+  // network partition that sends no reset) would hold every join, and
+  // every app awaiting one, for as long as it lasts. So a join waits at
+  // most `joinTimeout`, then resolves as it would with Redis down, and the
+  // app's `error` listener hears why. The subscription is still made when
+  // Redis answers.
   override join(session: Session<unknown, unknown, object>, room: string): Promise<void> {
     const first = !this.members.has(room);
     void super.join(session, room);
     const channel = this.names.room(room);
     if (first) this.wanted.add(channel);
-    const subscribed = first ? this.sync(channel) : this.pending.get(channel) ?? Promise.resolve();
-    if (!this.recovery.enabled) return subscribed;
-    return subscribed.then(() => this.recovery.joined(room)).catch((error: unknown) =>
-      this.outage(error));
+    const pending = first ? this.sync(channel) : this.pending.get(channel);
+    if (pending === undefined && !this.recovery.enabled) return Promise.resolve();
+    const subscribed = pending ?? Promise.resolve();
+    const done = !this.recovery.enabled ? subscribed
+      : subscribed.then(() => this.recovery.joined(room)).catch((error: unknown) =>
+        this.outage(error));
+    return this.inTime(done, room);
+  }
+
+  private inTime(work: Promise<void>, room: string): Promise<void> {
+    const ms = this.settings.joinTimeout;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        const what = `the join of room ${JSON.stringify(room)}`;
+        this.outage(new Error(`no answer within ${ms} ms to ${what}`));
+        resolve();
+      }, ms).unref();
+      void work.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   override leave(session: Session<unknown, unknown, object>, room: string): Promise<void> {

@@ -23,6 +23,13 @@ test('the core never imports redis; only src/redis/ does', () => {
   }
 });
 
+test('adapter timers must be whole milliseconds: a bad one throws at startup, naming it', () => {
+  for (const [name, value] of [['joinTimeout', -1], ['relayTimeout', 0], ['requestTimeout', 1.5], ['nodeTimeout', '6s'], ['heartbeatInterval', 2 ** 31]] as const) {
+    assert.throws(() => redisAdapter({ url: 'redis://127.0.0.1:1', [name]: value } as never), new RegExp(`redisAdapter: ${name} must be whole milliseconds`), name);
+  }
+  assert.doesNotThrow(() => redisAdapter({ url: 'redis://127.0.0.1:1', joinTimeout: 1 }));
+});
+
 describe('Redis adapter', { skip }, () => {
   let redis: TestRedis;
   let spy: ReturnType<typeof createClient>;
@@ -171,5 +178,38 @@ describe('Redis adapter', { skip }, () => {
       servers[1]!.middleware.to('w').send({ w: 1 });
       return got.get(late.id)!.includes('{"w":1}');
     }, 5000, 'the room joined during the outage is subscribed once Redis is back');
+  });
+
+  // A frozen Redis (SIGSTOP: connections open, nothing answers) is what a
+  // network partition without a reset looks like.
+  test('Redis hangs: a join resolves after joinTimeout, says why, and subscribes once Redis answers', async () => {
+    const adapter = redisAdapter({ url: redis.url, joinTimeout: 300 });
+    const server = await startServer({ adapter });
+    const reported: string[] = [];
+    server.middleware.on('error', (error) => reported.push((error as Error).message));
+    try {
+      await adapter.ready;
+      const answer = await request(server.port, 'POST', '/channel/bind?VER=8&RID=1&CVER=1', 'count=0');
+      assert.equal(answer.status, 200);
+      const session = server.sessions[0]!;
+      const seen: string[] = [];
+      const sendJson = session.sendJson.bind(session);
+      session.sendJson = (json: string) => (seen.push(json), sendJson(json));
+      const hung = redis.hang(2500);
+      await delay(50);
+      const began = Date.now();
+      await session.join('frozen');
+      const took = Date.now() - began;
+      assert.ok(took >= 250 && took < 1500, `the join took ${took} ms against a 300 ms timeout`);
+      assert.ok(reported.some((m) => /no answer within 300 ms to the join of room "frozen"/.test(m)), reported.join('; '));
+      await hung;
+      await until(() => {
+        servers[1]!.middleware.to('frozen').send({ thawed: 1 });
+        return seen.includes('{"thawed":1}');
+      }, 5000, 'broadcasts from another process reach the room once Redis answers');
+    } finally {
+      await server.close();
+      await adapter.close();
+    }
   });
 });
