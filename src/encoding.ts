@@ -164,7 +164,6 @@ const XMLHTTP: Framing = Object.freeze({
 // > benchmark from 24.3 to 17.4 µs of server CPU per message.
 const BUFFER_CHARS = 32 * 1024;
 
-//
 // Payloads sit at the odd places of `pieces`, between the id prefixes.
 // When the outbox asks (`owned`), their byte offsets are noted as they
 // are written, so it can keep them as slices of this Buffer (`outbox.ts`).

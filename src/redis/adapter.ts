@@ -303,10 +303,11 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
         this.outage(new Error(`no answer within ${ms} ms to ${what}`));
         resolve();
       }, ms).unref();
-      void work.then(() => {
+      const finish = (): void => {
         clearTimeout(timer);
         resolve();
-      });
+      };
+      work.then(finish, finish);
     });
   }
 
