@@ -162,8 +162,8 @@ export class Outbox {
     for (; index < count && chars < maxChars; index++) {
       const id = this.firstId + index;
       const entry = this.entryAt(index);
-      const json = typeof entry === 'string' ? entry : textOf(entry);
       if (entry instanceof Own) owned = true;
+      const json = textOf(entry);
       const opening = pieces.length === 0 ? `[[${id},` : `],[${id},`;
       pieces.push(opening, json);
       chars += opening.length + json.length;
@@ -286,8 +286,7 @@ export class Outbox {
   textsFrom(fromId: number): string[] {
     const texts: string[] = [];
     for (let index = Math.max(0, fromId - this.firstId); index < this.length; index++) {
-      const entry = this.entryAt(index);
-      texts.push(typeof entry === 'string' ? entry : textOf(entry));
+      texts.push(textOf(this.entryAt(index)));
     }
     return texts;
   }
@@ -317,7 +316,8 @@ export class Outbox {
   }
 }
 
-function textOf(entry: Own | Written): string {
+function textOf(entry: Entry): string {
+  if (typeof entry === 'string') return entry;
   return entry instanceof Own ? entry.json : entry.bytes.toString('utf8');
 }
 

@@ -287,12 +287,11 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     const channel = this.names.room(room);
     if (first) this.wanted.add(channel);
     const pending = first ? this.sync(channel) : this.pending.get(channel);
-    if (pending === undefined && !this.recovery.enabled) return Promise.resolve();
-    const subscribed = pending ?? Promise.resolve();
-    const done = !this.recovery.enabled ? subscribed
-      : subscribed.then(() => this.recovery.joined(room)).catch((error: unknown) =>
-        this.outage(error));
-    return this.inTime(done, room);
+    if (!this.recovery.enabled) {
+      return pending === undefined ? Promise.resolve() : this.inTime(pending, room);
+    }
+    const positioned = (pending ?? Promise.resolve()).then(() => this.recovery.joined(room));
+    return this.inTime(positioned.catch((error: unknown) => this.outage(error)), room);
   }
 
   private inTime(work: Promise<void>, room: string): Promise<void> {
