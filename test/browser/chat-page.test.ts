@@ -31,7 +31,10 @@ test('the page shows your own name, and two tabs keep two nicknames', async () =
   // for it, or it would undo the rename below.
   await first.waitForFunction((name) => (document.body.dataset.people || '').split(',').includes(name), guest!);
   await first.fill('#nick', 'ada');
-  await first.dispatchEvent('#nick', 'change');
+  // A new nickname reloads the page with ?nick=ada: wait for that load, or
+  // the old page (still the guest) may answer the read below.
+  await Promise.all([first.waitForURL(/[?&]nick=ada(&|$)/), first.dispatchEvent('#nick', 'change')]);
+  await online(first);
   assert.equal(await first.textContent('#my-name'), 'ada');
   await first.waitForFunction("(document.body.dataset.people || '').split(',').includes('ada')");
 
