@@ -10,6 +10,7 @@
 //   `n2.Qm9v…` → n2, with the others as backup; the rest is spread (least_conn).
 // --mode any: a plain round-robin upstream; the processes relay requests to
 //   each other over Redis (browserchannel-server/redis).
+// In both, creates (a RID and no session id) take turns in a group of their own.
 // --listen PORT listens on 127.0.0.1 only; give HOST:PORT (0.0.0.0:80) to listen elsewhere.
 // --session-param NAME: the WebChannel httpSessionIdParam (default gsessionid).
 // --read-timeout SECONDS: above keepAliveInterval (default 75).
@@ -28,6 +29,23 @@ export function nginxConfig({ listen = '8080', nodes, mode = 'sticky', sessionPa
   const servers = (extra = '') => nodes.map(({ address }) => `    server ${address}${extra};`).join('\n');
   const lines = [];
   const out = (text = '') => lines.push(text);
+  // Creates (a RID, no session id yet; a WebChannel fast handshake says SID=null) get a group
+  // of their own. In one shared group a page's other requests (its HTML, scripts, /test) turn
+  // the rotation too: with three of them per page, every create lands on the same process.
+  const creates = () => {
+    out();
+    out('  # Creates (a RID and no session id yet) take turns in a group of their own, so sessions');
+    out('  # are dealt out evenly whatever else the pages load through bc_any.');
+    out('  upstream bc_new {');
+    out('    least_conn;');
+    out(servers());
+    out('    keepalive 16;');
+    out('  }');
+    out('  map $arg_RID $bc_fresh {');
+    out('    "" bc_any;');
+    out('    default bc_new;');
+    out('  }');
+  };
 
   out(`# nginx in front of ${nodes.length} browserchannel-server processes (${mode === 'any' ? 'round robin, relayed over Redis' : 'sticky by session id'}).`);
   out(`# Made by: node deploy/nginx-config.mjs --listen ${listen} --mode ${mode} ${nodes.map((n) => `--node ${n.id}=${n.address}`).join(' ')}`);
@@ -52,6 +70,12 @@ export function nginxConfig({ listen = '8080', nodes, mode = 'sticky', sessionPa
     out(servers());
     out('    keepalive 32;');
     out('  }');
+    creates();
+    out('  map $arg_SID $bc_upstream {');
+    out('    "" $bc_fresh;');
+    out('    null $bc_fresh;');
+    out('    default bc_any;');
+    out('  }');
   } else {
     out('  # One group per process, the others as backup: when a process is down its clients reach');
     out('  # another one, which answers "400 Unknown SID", and they start a new session (not a 502).');
@@ -63,12 +87,13 @@ export function nginxConfig({ listen = '8080', nodes, mode = 'sticky', sessionPa
       out('  }');
     }
     out();
-    out('  # Requests with no session yet (creates, /test, the app\'s own pages): the least busy process.');
+    out('  # Requests with no session (/test, the app\'s own pages): the least busy process.');
     out('  upstream bc_any {');
     out('    least_conn;');
     out(servers());
     out('    keepalive 32;');
     out('  }');
+    creates();
     out();
     out('  # The owner, from the text before the dot of the session id: SID first, then the WebChannel');
     out(`  # session-id parameter (${sessionParam}), then OSID (a reconnect retiring its old session).`);
@@ -78,7 +103,7 @@ export function nginxConfig({ listen = '8080', nodes, mode = 'sticky', sessionPa
       out(`    default ${fallback};`);
       out('  }');
     };
-    map('$arg_OSID', '$bc_by_osid', 'bc_any');
+    map('$arg_OSID', '$bc_by_osid', '$bc_fresh');
     map(`$arg_${sessionParam}`, '$bc_by_param', '$bc_by_osid');
     map('$arg_SID', '$bc_upstream', '$bc_by_param');
   }
@@ -86,7 +111,7 @@ export function nginxConfig({ listen = '8080', nodes, mode = 'sticky', sessionPa
   out('  server {');
   out(`    listen ${listenOn};`);
   out('    location / {');
-  out(`      proxy_pass http://${mode === 'any' ? 'bc_any' : '$bc_upstream'};`);
+  out('      proxy_pass http://$bc_upstream;');
   out('      # HTTP/1.1 with no "Connection: close", so upstream connections are kept alive.');
   out('      proxy_http_version 1.1;');
   out('      proxy_set_header Connection "";');

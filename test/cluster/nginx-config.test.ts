@@ -63,6 +63,28 @@ describe('nginx config generator', { skip }, () => {
       assert.equal(spread.size, 3, `creates reach every process: ${[...spread]}`);
     });
 
+    // A page loads more than its create through the shared group (its HTML,
+    // scripts, /test): three such requests per page turned one rotation
+    // so that every create reached the same process.
+    test('creates take turns among themselves, whatever else the pages load', async () => {
+      for (const mode of ['sticky', 'any']) {
+        const port = await freePort();
+        const front = await startNginx(nginxConfig({ listen: port, nodes, mode }), port);
+        try {
+          const creates: string[] = [];
+          for (let i = 0; i < 6; i++) {
+            await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
+            await fetch(`http://127.0.0.1:${port}/channel/test?VER=8&MODE=init`).then((r) => r.text());
+            const create = await fetch(`http://127.0.0.1:${port}/channel/bind?VER=8&RID=1`, { method: 'POST' });
+            creates.push(await create.text());
+          }
+          assert.equal(new Set(creates).size, 3, `${mode}: creates reached ${creates}`);
+        } finally {
+          await front.stop();
+        }
+      }
+    });
+
     test('when the owner is down, another process answers (the app says Unknown SID), not a 502', async () => {
       const down = backends[1]!;
       down.closeAllConnections();
