@@ -362,7 +362,7 @@ export class Channel {
   // ## Receiving
   //
   // The back channel is reopened as soon as it ends (the server ends it
-  // after each chunk with `CI=1`, after about 10 KB with `CI=0`). A
+  // after each chunk with `CI=1`, after about 128 KB with `CI=0`). A
   // watchdog aborts one that has been silent too long. Each request says,
   // in `AID`, what has arrived, so the server resends anything that was
   // lost with the previous one; ids already seen are skipped.
