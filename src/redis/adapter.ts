@@ -19,6 +19,15 @@
 // delivered twice, and the session's own outbox (acknowledgements,
 // resending on a new back channel) makes whatever *was* delivered reach
 // the client.
+//
+// Around that core the adapter keeps three more things going over the
+// same two connections (one to publish and run scripts, one subscribed):
+// a list of the live processes, kept by heartbeats; `sessionIds()`
+// answered by every process; and the relay (`relay.ts`), which carries a
+// request that reached the wrong process to the session's owner. With
+// the server's `recovery` option it also serves as the store, `History`
+// (`history.ts`), and room broadcasts then take a path of their own,
+// through each room's history (see "Broadcasting" below).
 /** The Redis adapter: rooms, broadcasts, presence and relaying across processes. @module */
 // Values come from the package's public entry only, so that the CommonJS
 // build of this entry shares the core's classes instead of copying them.
@@ -93,6 +102,8 @@ export interface RedisAdapterOptions {
 
 // Timers are whole milliseconds that `setTimeout` can take: a typo such
 // as `joinTimeout: -1` or `'2s'` fails at startup, not in an outage.
+// 2147483647 is `setTimeout`'s largest delay; Node runs a larger one, or
+// one below 1, after 1 ms, which would turn a generous timeout into none.
 const TIMERS = ['heartbeatInterval', 'nodeTimeout', 'requestTimeout', 'relayTimeout',
   'joinTimeout'] as const;
 
@@ -115,6 +126,18 @@ function checkTimers(options: RedisAdapterOptions): void {
 // script, so one round trip every `heartbeatInterval` keeps the list of
 // live processes. A process killed with `kill -9` stops beating and falls
 // out of every other process's list within `nodeTimeout` plus one beat.
+//
+// ```text illustrative
+// EVAL heartbeat 1 bc:nodes n1 6000
+//   ZADD bc:nodes 1767000012345 n1          (TIME, in milliseconds)
+//   ZREMRANGEBYSCORE bc:nodes -inf 1767000006345
+//   ZRANGE bc:nodes 0 -1                    → ["n1","n2","n3"]
+// ```
+//
+// Redis's clock scores every entry, so the machines' clocks never need to
+// agree. The script is a few lines, sent in full (`EVAL`) with each beat.
+// `LEAVE` is the polite goodbye at close: the others then drop this
+// process at their next beat instead of `nodeTimeout` later.
 const HEARTBEAT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -132,6 +155,12 @@ interface Question {
 }
 
 // ## The adapter
+//
+// It extends `MemoryAdapter`, so the index of local members and local
+// delivery (`deliver`, `each`) are the core's own; what follows adds the
+// traffic between processes. The `History` store is made with the
+// adapter and shares its publishing client; the relay is made at
+// `attach`, once the server has said what this process is called.
 /** Rooms and broadcasts across processes through Redis pub/sub; see the module prose. */
 export class RedisAdapter extends MemoryAdapter implements Adapter {
   /** Resolves once connected and subscribed; broadcasts before then stay in this process. */
@@ -162,7 +191,8 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   private questionCount = 0;
   private readonly questions = new Map<number, Question>();
 
-  // Outage reporting, at most once a second.
+  // Outage reporting, at most once a second: broadcasts lost since the
+  // last report, and when that was.
   private dropped = 0;
   private lastReport = 0;
   private closed = false;
@@ -214,6 +244,13 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   // connections open in the background; `ready` says when. The subscriber
   // is a duplicate of the client with no offline queue: while Redis is
   // away, commands fail at once instead of piling up in memory.
+  //
+  // Every process listens on three channels from the start: `bc:all`,
+  // `bc:ctl` and its own `bc:node:<id>`; rooms come and go with members.
+  // Errors on either connection are reported, never thrown (`outage`).
+  // When the subscriber reports an error or its end, frames can no longer
+  // arrive, so the relay ends whatever it has in flight. The heartbeat
+  // timer starts here, `unref`ed, and beats once the publisher is ready.
   override attach(host: AdapterHost): void {
     super.attach(host);
     this.relayer = new Relay(host, {
@@ -252,6 +289,11 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   // wanted subscription, beat at once, say hello on the control channel
   // (`h n1`: processes that beat before us learn of us now, not at their
   // next beat), and let `ready` resolve.
+  //
+  // After an outage, node-redis subscribes its connection again, on its
+  // own, to what it had (`active` is left as it was), so `sync` only
+  // settles the difference: rooms joined or left while Redis was away.
+  // `upSince` starts the grace period of `settled` below.
   private async up(): Promise<void> {
     if (!this.connected || this.closed) return;
     this.upSince = Date.now();
@@ -279,8 +321,9 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   // network partition that sends no reset) would hold every join, and
   // every app awaiting one, for as long as it lasts. So a join waits at
   // most `joinTimeout`, then resolves as it would with Redis down, and the
-  // app's `error` listener hears why. The subscription is still made when
-  // Redis answers.
+  // app's `error` listener hears why (through the outage report below, at
+  // most once a second). The subscription is still made when Redis
+  // answers.
   override join(session: Session<unknown, unknown, object>, room: string): Promise<void> {
     const first = !this.members.has(room);
     void super.join(session, room);
@@ -294,6 +337,8 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     return this.inTime(positioned.catch((error: unknown) => this.outage(error)), room);
   }
 
+  // The bound on a join. Late work is not cancelled: it finishes when
+  // Redis answers, and only the app stops waiting for it.
   private inTime(work: Promise<void>, room: string): Promise<void> {
     const ms = this.settings.joinTimeout;
     return new Promise((resolve) => {
@@ -310,6 +355,9 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     });
   }
 
+  // A leave that empties the room here drops its subscription (and, with
+  // recovery, its position); any other leave is local only. A closing
+  // session leaves every room at once, without waiting on Redis.
   override leave(session: Session<unknown, unknown, object>, room: string): Promise<void> {
     if (!this.remove(session, room)) return Promise.resolve();
     this.lastLeft(room);
@@ -329,6 +377,16 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     this.recovery.left(room);
   }
 
+  // ### One channel's subscription, one change at a time
+  //
+  // `sync` queues a look at one channel behind any still running for it,
+  // and `apply` makes Redis match `wanted` as it stands *when it runs*.
+  // So a join, a leave and a join again in one tick run three times in
+  // turn: the first subscribes, the other two find nothing to change, and
+  // the channel ends subscribed, as it should be. Nothing is done while
+  // the subscriber is down; `up` calls `sync` for every channel when it
+  // returns. A failed command leaves `active` as it was, to be tried again
+  // at the next `up`.
   private sync(channel: string): Promise<void> {
     const next = (this.pending.get(channel) ?? Promise.resolve()).then(() => this.apply(channel));
     this.pending.set(channel, next);
@@ -360,6 +418,17 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   // Local sessions get the broadcast at once; then it is published once
   // per target channel. A process hearing it on two room channels delivers
   // it once, through the first room the session is in (`deliver`'s `via`).
+  //
+  // ```text illustrative
+  // channel.to(['lobby', 'mods']).send({t:'hi'}) on n1:
+  //   PUBLISH bc:room:lobby "b n1\n[[\"lobby\",\"mods\"],[],[]]\n{\"t\":\"hi\"}"
+  //   PUBLISH bc:room:mods  (the same text)
+  // n2 hears both; a member of both rooms gets it through lobby, once
+  // ```
+  //
+  // The text is made once for every channel. Without Redis, the broadcast
+  // reaches this process's sessions only, and is counted as lost (`lost`);
+  // a publish that fails later is counted the same way.
   override broadcast(message: Broadcast): void {
     if (this.recovery.enabled && message.rooms !== null) return this.broadcastWithHistory(message);
     this.deliver(message);
@@ -405,6 +474,10 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
       this.recovery.offer(session, room, position, message.json));
   }
 
+  // Every `PUBLISH` goes through here, and none is awaited: a failure is
+  // counted as a lost broadcast (`counted`, the default, which the
+  // `sessionIds()` question and answer get too), or reported as an outage
+  // (relay frames, hellos).
   private publish(channel: string, text: string, counted = true): void {
     this.publisher.publish(channel, text).catch((error: unknown) => {
       if (counted) this.lost(1);
@@ -414,8 +487,25 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
 
   // ## What other processes say
   //
-  // Anything malformed (another app on the same prefix, a bug) is reported
-  // and dropped; it never throws into the Redis client.
+  // Every message on every subscribed channel arrives here. Its first
+  // word says what it is:
+  //
+  // | kind | channel | what |
+  // |---|---|---|
+  // | `b <origin>` | `bc:all`, `bc:room:<room>` | a broadcast, without history |
+  // | `B <origin> <epoch> <offset>` | `bc:room:<room>` | a room broadcast, with history |
+  // | `h <node>` | `bc:ctl` | hello: a process (re)connected |
+  // | `i <asker> <n>` | `bc:ctl` | a `sessionIds()` question |
+  // | `r <node> <n>` | `bc:node:<asker>` | one process's answer to it |
+  // | `q`, `o`, `a`, `k` | `bc:node:<id>` | relay frames (`relay.ts`) |
+  //
+  // `b` skips this process's own broadcasts, already delivered here. `B`
+  // does not: with history, this process's members hear their room's
+  // broadcasts through Redis like everyone else's. Anything that throws
+  // (a payload that is not JSON, a bug) is reported and dropped, never
+  // thrown into the Redis client; a broadcast that does not decode, or a
+  // kind nobody knows, is dropped without a word (another app on the same
+  // prefix, say).
   private onMessage(text: string, channel: string): void {
     try {
       this.dispatch(text, channel);
@@ -459,6 +549,18 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   // n1 → bc:ctl       i n1 7\n[null,[],[]]
   // n2 → bc:node:n1   r n2 7\n["n2.Qm9v…","n2.x1Yz…"]
   // ```
+  //
+  // The question carries the audience (`[null,[],[]]`: every session, no
+  // exceptions), and each process answers with its own sessions in it.
+  // An answer is taken once per process, and one from a process that was
+  // not in the list when the question left is taken too, if it comes in
+  // time. Without Redis the answer is this process's sessions, and the
+  // outage report below says so.
+  //
+  // > **Note (memory):** each answer is one message holding every id that
+  // > process has in the audience. At about 28 bytes an id (`"n2.` and 22
+  // > characters, quoted, a comma), a process with 100,000 sessions sends
+  // > the asker close to 3 MB through Redis for every question.
   override async sessionIds(audience: Audience): Promise<string[]> {
     const ids = await super.sessionIds(audience);
     const others = [...this.live].filter((node) => node !== this.nodeId);
@@ -491,6 +593,8 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     });
   }
 
+  // This process hears its own questions on `bc:ctl` too, and leaves them
+  // to the asking code, which has counted its own sessions already.
   private answer(asker: string | undefined, number: string | undefined, payload: string): void {
     const audience = decodeAudience(payload);
     if (asker === undefined || asker === this.nodeId || audience === null) return;
@@ -502,7 +606,12 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
 
   // ## Presence
   //
-  // One beat at a time; a beat asked for while one runs shares it.
+  // One beat at a time; a beat asked for while one runs shares it. Each
+  // beat replaces the list of live processes with what Redis holds, and
+  // every process that dropped out of it (once `settled`) is gone for the
+  // relay (`nodeGone` in `relay.ts`): requests waiting on it get `Unknown
+  // SID`, streams to and from it end. A beat that fails leaves the list as
+  // it was: without Redis, this process cannot tell who died.
   private beat(): Promise<void> {
     if (this.beating !== null) return this.beating;
     if (!this.publisher.isReady || this.closed) return Promise.resolve();
@@ -520,6 +629,9 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
 
   // Right after Redis comes back (a restart loses the set) other processes
   // have not beaten yet: for one `nodeTimeout`, absence proves nothing.
+  // A process missing from a beat in that time is not declared gone, and
+  // a request for its sessions is still relayed meanwhile; if it is really
+  // gone, the relay answers `503` after `relayTimeout`, not `Unknown SID`.
   private settled(): boolean {
     return Date.now() - this.upSince > this.settings.nodeTimeout;
   }
@@ -533,6 +645,11 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   }
 
   // ## Relaying
+  //
+  // The core's `relay` and `retire` hooks (`rooms.ts`), handed to the relay
+  // made at `attach`. Its frames travel on `bc:node:<id>` through
+  // `publish` above, so a failure to send one is reported as an outage,
+  // not counted as a lost broadcast.
   /** Carries a request for another process's session to it (see `relay.ts`). */
   relay(target: RelayTarget, req: IncomingMessage, res: ServerResponse): Promise<void> {
     return this.relayer!.forward(target, req, res);
@@ -558,7 +675,18 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   // Local sessions carry on. What could not reach other processes is
   // counted and reported through the server's `error` path at most once a
   // second, so an outage neither crashes the process nor floods its log,
-  // and nothing is queued: the count is all that grows.
+  // and nothing is queued: the count is all that grows. What the app's
+  // `error` listener receives (one line, wrapped here):
+  //
+  // ```text
+  // browserchannel-server/redis: Redis unavailable (not connected);
+  //   12 broadcast(s) reached this process only
+  // ```
+  //
+  // A report that comes within a second of the last is dropped; only the
+  // count of lost broadcasts carries over to the next one. So one outage
+  // is usually one line per second whatever fails during it, and a second
+  // failure in the same second (a join that timed out, say) goes unsaid.
   private lost(count: number): void {
     this.dropped += count;
     this.report(null);
@@ -582,6 +710,14 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   }
 
   // ## Closing
+  //
+  // The server calls `close` when it closes or shuts down, after its
+  // sessions are closed; a second call gets the same Promise. In order:
+  // stop the timers (heartbeat, history refresh), end every relay in
+  // flight, let `sessionIds()` questions answer with what they have, take
+  // this process off `bc:nodes` so the others drop it at their next beat,
+  // and close the subscriber, and the publisher too if the adapter made
+  // it. A client the app handed in is the app's to close.
   override close(): Promise<void> {
     this.closing ??= this.stop();
     return this.closing;
@@ -606,6 +742,8 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   }
 }
 
+// A connection that is up closes gracefully, once its pending commands
+// are answered; one that is down, or fails to close, is destroyed.
 async function quit(client: RedisConnection | null): Promise<void> {
   if (client === null || !client.isOpen) return;
   try {

@@ -17,6 +17,20 @@
 // (another process has it; the hash is then a tombstone), `lost` (Redis
 // lost it while the session lived) or `gap` (a save went missing).
 //
+// A session in the lobby whose client has acknowledged array 40, as
+// `redis-cli` would show its keys (the stream's field is `j`, the JSON
+// text of each array; the room's is `b`, a broadcast as `wire.ts` lays it
+// out after its first line):
+//
+// ```text illustrative
+// bc:s:n2.Qm9v…     XRANGE   41-1 j {"t":"hi"}        42-1 j ["noop"]
+// bc:s:n2.Qm9v…:m   HGETALL  next 43  maps 17  rooms ["lobby"]  ver ""
+//                            pos {"lobby":"k3J9w_Qz:58"}  data {"user":"ada"}
+// bc:h:lobby        XRANGE   57-1 b [["lobby"],[],[]]\n{"n":6}
+//                            58-1 b [["lobby"],[],[]]\n{"n":7}
+// bc:h:lobby:m      HGETALL  epoch k3J9w_Qz  offset 58
+// ```
+//
 // ## Room history, Centrifugo's way
 //
 // A room broadcast is given the next offset of its room and appended to
@@ -25,17 +39,18 @@
 //
 // ```text illustrative
 // n1: channel.to('lobby').send({n:7})
-//     EVALSHA room … → HINCRBY bc:h:lobby:m offset   → 58
-//                    → XADD bc:h:lobby MAXLEN ~ 1000 58-1 …
-//                    → PUBLISH bc:room:lobby "B n1 k3J9 58\n[["lobby"],[],[]]\n{"n":7}"
-// n1, n2 (members of lobby) deliver it, and remember: lobby is at k3J9:58
+//     EVALSHA room … → HINCRBY bc:h:lobby:m offset 1   → 58
+//                    → XADD bc:h:lobby MAXLEN ~ 1000 58-1 b …
+//                    → PUBLISH bc:room:lobby "B n1 k3J9w_Qz 58\n[["lobby"],[],[]]\n{"n":7}"
+// n1, n2 (members of lobby) deliver it, and remember: lobby is at k3J9w_Qz:58
 // ```
 //
 // The *epoch* is a random word made when the room's state is created. If
-// Redis loses it (a restart without persistence, an eviction, the window
-// passing in a quiet room), the next broadcast starts a new epoch at
-// offset 1, and a session that saved `k3J9:58` can tell its gap is not
-// held, instead of replaying the wrong messages.
+// Redis loses it (a restart without persistence, an eviction, or no
+// process refreshing the room and nobody broadcasting to it for longer
+// than its keys live), the next broadcast or join starts a new epoch, and
+// a session that saved `k3J9w_Qz:58` can tell its gap is not held,
+// instead of replaying the wrong messages.
 //
 // With history on, a room broadcast reaches even this process's own
 // members through Redis, one round trip later, so that every process
@@ -52,6 +67,11 @@ import type { Session } from '../session.ts';
 import { decodeBroadcast } from './wire.ts';
 
 // ## What history needs from Redis and from the adapter
+//
+// The adapter hands over its publishing client: a connection that is
+// subscribed to channels may run no other commands, so scripts never go
+// over the subscriber. And it lends `join` and `leave`, so that a
+// takeover's rooms are joined the way the app's are, subscription and all.
 /** The Redis calls history makes. */
 export interface ScriptRunner {
   /** Connected and usable. */
@@ -81,9 +101,13 @@ export interface Position {
 
 // ## The scripts
 //
-// Each is sent by its SHA-1 (`EVALSHA`), and in full only the first time
-// a Redis has not seen it. Array ids and offsets stay far below 2^53, so
-// Lua's numbers hold them exactly.
+// Every change to these keys is a Lua script, because Redis runs a script
+// whole before any other command: a takeover and a save can never
+// interleave, and a room's offsets are handed out and published in one
+// order. Each is sent by its SHA-1 (`EVALSHA`), and in full only the
+// first time a Redis has not seen it (`NOSCRIPT`, after a restart or a
+// `SCRIPT FLUSH`; see `run` below). Array ids and offsets stay far below
+// 2^53, so Lua's numbers hold them exactly.
 class Script {
   readonly sha: string;
   constructor(readonly source: string) {
@@ -91,13 +115,34 @@ class Script {
   }
 }
 
-// `save`: one call for many sessions, two keys each. Per session the
-// arguments are: create, first array id, count, acked, maps, whether
-// data follows, data, rooms, positions, appVersion, the next id the last
-// save left, then the arrays. A session whose state says `taken` answers
-// 0: another process has it. One whose `next` is not what the server
-// expects lost a save (Redis was away): it is marked with `gap`, and a
-// takeover will refuse it rather than replay around the hole.
+// ### `save`
+//
+// One call for many sessions, two keys each. `ARGV[1]` is the keys'
+// lifetime; then each session's arguments follow, from `at`:
+//
+// | `ARGV[at + …]` | holds |
+// |---|---|
+// | 0 | `1` for the session's first save, which creates its state |
+// | 1, 2 | the first new array's id, and how many arrays follow |
+// | 3 | the newest array id the client acknowledged (`-1`: none) |
+// | 4 | maps delivered to the app so far |
+// | 5, 6 | `1` if `data` changed, and its JSON |
+// | 7, 8 | the rooms, and the position in each (JSON) |
+// | 9 | `appVersion` (`CVER`), or empty |
+// | 10 | `next` as the last save left it (`expect` in `recovery.ts`) |
+// | 11 … | the arrays' JSON texts, oldest first |
+//
+// A session whose state says `taken` answers 0: another process has it.
+// One whose `next` is not what the server expects lost a save (Redis was
+// away): it is marked with `gap`, and a takeover will refuse it rather
+// than replay around the hole. State that vanished under a live session
+// (an eviction, a restart) is marked `lost` and made again, so later
+// saves go on working while a takeover refuses it.
+//
+// An entry's id is `<arrayId>-1`: Redis refuses `0-0` as a stream id,
+// and the handshake is array 0. Trimming at `<acked + 1>-0` then keeps
+// exactly the arrays after the newest one acknowledged.
+//
 // Expiry is set when the state is made; the refresh timer keeps it
 // from then on, so a save costs no `PEXPIRE`.
 const SAVE = new Script(`
@@ -136,9 +181,14 @@ for s = 1, #KEYS / 2 do
 end
 return out`);
 
-// `take`: reads a session's state and replaces it with a tombstone, in
+// ### `take`, `drop`
+//
+// `take` reads a session's state and replaces it with a tombstone, in
 // one step, so two processes can never both take it over, and the old
-// owner's next save learns it lost the session.
+// owner's next save learns it lost the session. The state is gone from
+// then on, whatever the takeover finds wrong with it afterwards: it is
+// handed over **at most once**. The tombstone lives as long as state
+// does, so a client that reconnects twice within the window is told why.
 const TAKE = new Script(`
 if redis.call('EXISTS', KEYS[2]) == 0 then return {'none'} end
 if redis.call('HEXISTS', KEYS[2], 'taken') == 1 then return {'taken'} end
@@ -155,8 +205,15 @@ redis.call('DEL', KEYS[1])
 if redis.call('HEXISTS', KEYS[2], 'taken') == 0 then redis.call('DEL', KEYS[2]) end
 return 1`);
 
+// ### `room`, `position`, `since`
+//
 // `room`: the next offset, the entry, the publication, one step. A room
 // whose state was lost starts a new epoch, and its stale stream goes.
+// Its arguments: a fresh epoch (used only if the room has none), the
+// `history` bound, the keys' lifetime, the room's channel, the origin
+// node, and the broadcast's audience line and JSON (`broadcastPayload`).
+// `MAXLEN ~` lets Redis trim in whole blocks, so a full room may keep
+// somewhat more than `history` entries, never fewer.
 const ROOM = new Script(`
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
@@ -171,7 +228,8 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', ARGV[4], 'B ' .. ARGV[5] .. ' ' .. epoch .. ' ' .. offset .. '\\n' .. ARGV[6])
 return offset`);
 
-// `position`: where a room is now, creating its epoch if it has none.
+// `position`: where a room is now, creating its epoch if it has none
+// (at offset 0, so the room's first broadcast is 1 either way).
 const POSITION = new Script(`
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
@@ -182,22 +240,27 @@ end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return {epoch, redis.call('HGET', KEYS[2], 'offset') or '0'}`);
 
-// `since`: a room's position and its entries from one offset on.
+// `since`: a room's position and its entries from one offset on. It only
+// reads, and never makes an epoch: a room with none answers `none`.
 const SINCE = new Script(`
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then return {'none'} end
 local offset = redis.call('HGET', KEYS[2], 'offset') or '0'
 return {epoch, offset, redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', '+')}`);
 
-// `refresh`: live sessions and rooms in use must not expire.
+// `refresh`: live sessions and rooms in use must not expire. A key that
+// does not exist is skipped (`PEXPIRE` makes nothing).
 const REFRESH = new Script(`
 for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[1]) end
 return #KEYS`);
 
+// A stream entry as node-redis hands back a raw `XRANGE` reply from a
+// script: its id, then its fields and values, flat (`["58-1", ["b", …]]`).
 type Entry = [string, string[]];
 
 // How many sessions one `save` call carries, and keys one refresh: small
-// enough that no single script holds Redis for long.
+// enough that no single script holds Redis for long, since every other
+// client of that Redis waits while one runs.
 const SESSIONS_PER_CALL = 64;
 const KEYS_PER_REFRESH = 512;
 
@@ -206,6 +269,11 @@ const KEYS_PER_REFRESH = 512;
 const ABANDONED = 'abandoned: the server stopped waiting';
 
 // ## The store
+//
+// One per adapter, made with it, and idle until the server's `recovery`
+// option turns it on: the `Ledger` (`recovery.ts`) calls `start` when the
+// server is built, and from then on `enabled` is true and the adapter
+// sends room broadcasts through `publish` below.
 /** Session state and room history in Redis; the Redis adapter's `recovery`. */
 export class History implements RecoveryStore {
   private settings: Required<RecoveryOptions> | null = null;
@@ -216,6 +284,8 @@ export class History implements RecoveryStore {
   private readonly positions = new Map<string, Position>();
   // Sessions being taken over: live room broadcasts wait here until the
   // replay is queued, and then pass only if newer than what was replayed.
+  // The floors are how far each replayed room went, per session. Both are
+  // weak maps, so a session that closes takes its entries with it.
   private readonly held = new WeakMap<Session<unknown, unknown, object>, Holding>();
   private readonly floors = new WeakMap<Session<unknown, unknown, object>, Map<string, Position>>();
 
@@ -232,7 +302,9 @@ export class History implements RecoveryStore {
 
   // The keys live a third of the window longer than the window, and are
   // refreshed every third of it: a session's state outlasts its process
-  // by at least `window`.
+  // by at least `window`. (The refresh runs at most once a second, so for
+  // a window under 3 s the margin is smaller than that.) With `window:
+  // 120000`, keys live 160 s and are refreshed every 40 s.
   private get ttl(): string {
     return String(Math.ceil(this.settings!.window * 4 / 3));
   }
@@ -260,6 +332,9 @@ export class History implements RecoveryStore {
     return [stream, `${stream}:m`];
   }
 
+  // Every script goes through here. Without a ready connection it fails
+  // at once, rather than wait in the client's offline queue for a Redis
+  // that may not come back in time.
   private run(script: Script, keys: string[], args: string[]): Promise<unknown> {
     if (!this.redis.isReady) return Promise.reject(new Error('Redis unavailable'));
     const options = { keys, arguments: args };
@@ -270,6 +345,13 @@ export class History implements RecoveryStore {
   }
 
   // ## Saving sessions
+  //
+  // The ledger hands over every session that changed in one tick. They go
+  // in calls of `SESSIONS_PER_CALL`, all sent at once, and the answers come
+  // back in the records' order: true saved, false taken over. A call that
+  // fails fails the whole save; the ledger then releases the arrays
+  // unsaved, and a session whose new arrays were in a call that did not
+  // land is marked `gap` by its next save, since its `next` did not move.
   async save(records: readonly SessionRecord[]): Promise<readonly boolean[]> {
     const calls: Promise<unknown>[] = [];
     for (let start = 0; start < records.length; start += SESSIONS_PER_CALL) {
@@ -323,6 +405,9 @@ export class History implements RecoveryStore {
     return positions;
   }
 
+  // A session that ended for good loses its keys now (`drop`); one that
+  // may be asked for again (`keep`), or that ended while Redis was away,
+  // is left to expire.
   end(sessionId: string, keep: boolean): void {
     if (keep || !this.redis.isReady) return;
     this.run(DROP, this.sessionKeys(sessionId), []).catch(() => {
@@ -330,6 +415,10 @@ export class History implements RecoveryStore {
     });
   }
 
+  // The refresh covers both keys of every session the ledger still holds
+  // open and of every room this process holds a position for. Batches go
+  // one after another, and a failed one is skipped: the next refresh, a
+  // third of the window later, tries again before any key expires.
   private async refresh(): Promise<void> {
     const keys: string[] = [];
     for (const id of this.liveIds()) keys.push(...this.sessionKeys(id));
@@ -346,6 +435,23 @@ export class History implements RecoveryStore {
   // `publish` answers one Promise per room; one that rejects means Redis
   // did not take the broadcast for that room, and the adapter delivers it
   // to this process's members of that room only, as without history.
+  //
+  // Every member of a room on this process is given the room's broadcasts
+  // in offset order, as they are heard. So how far this process has heard
+  // a room is how far each member here has been given it (a broadcast that
+  // left a member out was never owed to it), and one position per room,
+  // in `positions`, is what every session in it saves. A room gets its
+  // position when a member joins (`joined`), and moves on with each
+  // broadcast heard (`heard`).
+  //
+  // Two limits follow from reading positions off pub/sub. If the read at
+  // the join fails (Redis away), the room has no position here until
+  // another member joins here; sessions saved meanwhile carry none for it,
+  // and a takeover refuses them (`no saved position in room …`). And a
+  // broadcast this process never heard (its subscriber was away when it
+  // went out) is not noticed: the next one heard moves the position past
+  // it, so neither live delivery nor a later replay gives it to the
+  // members here. Across such an outage, room delivery is at most once.
   /** Appends a room broadcast to each room's history and publishes it. */
   publish(origin: string, message: Broadcast, payload: string,
     channelOf: (room: string) => string): Promise<void>[] {
@@ -356,7 +462,7 @@ export class History implements RecoveryStore {
     });
   }
 
-  /** A room this process has a first member in: learn where its history is. */
+  /** A member joined `room`: learn where its history is, unless this process knows already. */
   async joined(room: string): Promise<void> {
     if (this.positions.has(room)) return;
     const answer = await this.run(POSITION, this.roomKeys(room), [newEpoch(), this.ttl]);
@@ -370,7 +476,8 @@ export class History implements RecoveryStore {
   }
 
   // Pub/sub may still carry broadcasts older than a position just read
-  // with `joined`: a position only moves forward within its epoch.
+  // with `joined`: a position only moves forward within its epoch. A new
+  // epoch replaces it outright, since the old one's offsets are gone.
   /** A room broadcast heard at `position`: remember how far the room is. */
   heard(room: string, position: Position): void {
     const known = this.positions.get(room);
@@ -384,6 +491,18 @@ export class History implements RecoveryStore {
   // skips what the replay already gave it. For a few seconds after a
   // takeover (pub/sub runs a moment behind Redis), every delivery is
   // checked; otherwise the adapter queues directly.
+  //
+  // Why a replayed session can be offered what it already has: the replay
+  // reads the room's stream, and a broadcast written there a moment before
+  // may still be on its way through pub/sub. Its offset is at or below the
+  // *floor* the replay reached, so it is skipped. The check lasts
+  // `CHECK_MS` (10 s) after the latest takeover that succeeded; a
+  // broadcast that pub/sub delivers later than that would be given twice.
+  //
+  // > **Note (speed):** while the check lasts, every member's delivery of
+  // > every room broadcast on this process first looks up its holding and
+  // > its floors. That is from the start of a takeover here to 10 s after
+  // > its end; the rest of the time it costs one clock read per broadcast.
   /** Whether deliveries must go through {@link History.offer} now. */
   get filtering(): boolean {
     return this.holding > 0 || Date.now() < this.checkUntil;
@@ -407,6 +526,11 @@ export class History implements RecoveryStore {
   // The same history serves apps whose clients resume on their own
   // (WebChannel's, Firestore's): a client says what it saw last, and the
   // app reads what the room said since. See the guide, "Recovery".
+  //
+  // It reads, and changes nothing: no epoch is made for a room that has
+  // none, and nothing is filtered by audience, since the app decides what
+  // its client is owed. An entry that does not decode (written by someone
+  // else on the same prefix) reads as `null`.
   /**
    * What `room` still holds after offset `after` (everything, by default): each broadcast's
    * offset and JSON text, and where the room is now. Null when the room has no history.
@@ -437,6 +561,16 @@ export class History implements RecoveryStore {
   // waiting at any step (`signal`, after the `timeout` option): the steps
   // check it, and from the last check to the queueing only microtasks
   // run, which no timer can come between.
+  //
+  // The rooms are joined *before* their history is read, so that nothing
+  // falls between the two: a broadcast is either in the stream when it is
+  // read, or heard live afterwards (and held), or both, and the replay's
+  // floor removes the overlap.
+  //
+  // The old arrays start after `OAID`, and never at 0: array 0 is the old
+  // session's handshake, and the new session has sent its own. What the
+  // steps find wrong comes back as a sentence, which the core keeps as
+  // `session.recoveryFailure`; the session then starts fresh.
   async takeOver(session: Session<unknown, unknown, object>, oldId: string, arrayId: number,
     signal: AbortSignal): Promise<SavedSession | string> {
     if (!this.redis.isReady) return 'Redis unavailable: nothing could be recovered';
@@ -485,6 +619,9 @@ export class History implements RecoveryStore {
     return { maps: Number(meta.maps ?? 0), data: meta.data ?? null };
   }
 
+  // Steps 3 and 4. On any failure the rooms joined are left again, so the
+  // fresh session the client gets instead is in none of them: the app's
+  // `onConnect` decides its rooms, as for any new session.
   private async catchUp(session: Session<unknown, unknown, object>, oldId: string, rooms: string[],
     positions: Record<string, string>, held: Holding, signal: AbortSignal):
     Promise<RoomGap[] | string> {
@@ -510,6 +647,13 @@ export class History implements RecoveryStore {
   // its old id or its new one), and, for a broadcast to several rooms,
   // only through the first of them the session is in, as live delivery
   // does (`rooms.ts`).
+  //
+  // The first entry read must be the one right after the saved offset:
+  // say the session saved `k3J9w_Qz:58` and the room, bounded by
+  // `history`, now starts at 60; offset 59 is gone, and replaying 60 on
+  // would hide the hole, so the takeover fails instead. A room with no
+  // entry after the save must stand exactly at it. The floor returned is
+  // the last offset read, whether or not it reached this session.
   private async since(room: string, saved: string | undefined,
     session: Session<unknown, unknown, object>, oldId: string): Promise<RoomGap | string> {
     if (saved === undefined) return `no saved position in room ${room}`;
@@ -534,8 +678,17 @@ export class History implements RecoveryStore {
   }
 }
 
+// ## Held broadcasts
+//
 // Live broadcasts held for a session being taken over, up to a bound: a
 // takeover that takes so long that this many arrive fails instead.
+// `CHECK_MS` is how long after a takeover every delivery is still checked
+// against the replay's floors (see `filtering`).
+//
+// > **Note (memory):** an item is a small object pointing at the
+// > broadcast's JSON text, which every recipient on this process shares;
+// > 10,000 of them cost well under a megabyte, and only while the
+// > takeover runs.
 const MAX_HELD = 10_000;
 const CHECK_MS = 10_000;
 
@@ -549,6 +702,7 @@ class Holding {
   }
 }
 
+// ## What `read` returns
 /** A room's history as {@link History.read} returns it. */
 export interface RoomHistory {
   /** The history's epoch: a new one means everything before was lost. */
@@ -574,14 +728,21 @@ interface RoomGap {
   readonly position: Position;
 }
 
+// ## Small helpers
+//
+// An epoch is 6 random bytes, 8 characters of base64url: it only has to
+// differ from the room's earlier epochs, and 48 random bits make a repeat
+// vanishingly unlikely.
 function newEpoch(): string {
   return randomBytes(6).toString('base64url');
 }
 
+// The array id or offset in an entry id: `58-1` → 58.
 function entryId(entry: Entry): number {
   return Number(entry[0].slice(0, entry[0].indexOf('-')));
 }
 
+// `HGETALL` from a script answers a flat list, `["next","43","maps","17",…]`.
 function pairs(flat: string[]): Record<string, string> {
   const result: Record<string, string> = {};
   for (let index = 0; index + 1 < flat.length; index += 2) result[flat[index]!] = flat[index + 1]!;
@@ -604,6 +765,9 @@ function arraysAfter(from: number, next: number, entries: Entry[]): string[] | n
   return texts;
 }
 
+// Whether live delivery would have given `message` to `session` through
+// `room`: the same exclusions and first-room rule as `rooms.ts`, with the
+// old id excluded as well as the new.
 function reaches(message: Broadcast, room: string, session: Session<unknown, unknown, object>,
   oldId: string): boolean {
   if (message.exceptIds.includes(oldId) || message.exceptIds.includes(session.id)) return false;

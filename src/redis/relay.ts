@@ -15,16 +15,37 @@
 // client → n1   GET /channel/bind?SID=n2.Qm9v…&RID=rpc&AID=4&CI=0&TYPE=xmlhttp
 // n1 → bc:node:n2   q n1 17\n{"m":"GET","u":"/channel/bind?SID=n2.Qm9v…",…}\n
 // n2 → bc:node:n1   o 17 h\n[200,null,{"Content-Type":…}]\n            head
-// n2 → bc:node:n1   o 17 \n23\n[[5,["noop"]]]                          a chunk
+// n2 → bc:node:n1   o 17 \n15\n[[5,["noop"]]]\n                        a chunk
 // n2 → bc:node:n1   o 17 e\n                                           the end
 // n1 → client   the same head, chunks and end
 // client gone → n1 → bc:node:n2   a n1 17      (n2 lets the back channel go)
 // ```
 //
-// Frames between one pair of processes travel in order (one publishing
-// connection, one subscribing connection), so a response's chunks arrive
-// as they were written. Heartbeats and recycling need nothing special:
-// they are chunks and ends like any other.
+// Every frame is one Redis `PUBLISH` on the receiver's own channel
+// (`bc:node:<id>`, see `wire.ts`): a first line of words, a newline, and
+// a payload. Four kinds, told apart by the first word:
+//
+// | frame | from → to | payload |
+// |---|---|---|
+// | `q <front> <n>` | front → owner | the request's head as one JSON line, then its body |
+// | `o <n> <flags>` | owner → front | a head line (flag `h`), body text; `e` ends, `x` cuts |
+// | `a <front> <n>` | front → owner | none: stop answering request `n` |
+// | `k <sid> <aid>` | any → owner | none: retire session `sid`, acknowledging `aid` |
+//
+// `<n>` numbers the requests of one front, so `<front> <n>` names a
+// relayed request across the cluster. Frames between one pair of
+// processes travel in order (one publishing connection, one subscribing
+// connection), so a response's chunks arrive as they were written.
+// Heartbeats and recycling need nothing special: they are chunks and
+// ends like any other.
+//
+// A relayed request is published once and never sent again: **at most
+// once**. Pub/sub keeps nothing, so a frame published while the
+// receiver's subscriber is away is gone; the front then answers `503`
+// after `relayTimeout`, or the client sees its response cut off. What
+// happens next is the client's to decide, as for any failed request, and
+// the owner's inbox drops a retried POST's maps it has already seen
+// (`inbox.ts`), so a retry does not deliver a map twice.
 //
 // What can go wrong is answered so that the client does the right thing:
 //
@@ -55,10 +76,13 @@ export interface RelayLink {
   readonly timeout: number;
 }
 
-// The head of an answer, as it travels: status, reason phrase, headers.
+// The head of an answer, as it travels: status, reason phrase (null when
+// the handler gave none, as it does for every success), headers.
 type Head = [number, string | null, OutgoingHttpHeaders];
 
-// A request the front sent and is waiting on.
+// A request the front sent and is waiting on. `started` turns true with
+// the owner's head: from then on an error can only cut the response, and
+// before it the handler's error boundary can still answer properly.
 interface Outgoing {
   readonly owner: string;
   readonly res: ServerResponse;
@@ -67,7 +91,9 @@ interface Outgoing {
   readonly settle: (error?: ProtocolError) => void;
 }
 
-// Request headers that describe this hop, not the request, stay behind.
+// Request headers that describe this hop, not the request, stay behind:
+// the owner's copy of the request arrives whole, in one frame, and has no
+// connection of its own to keep alive or upgrade.
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer',
 ]);
@@ -89,10 +115,35 @@ export class Relay {
 
   // ## The front: sending a request
   //
+  // The handler calls this when `SID` names another node (`ownerElsewhere`
+  // in `handler.ts`). Three checks come first, each cheaper than a wait:
+  // Redis must be reachable, the owner must not be known dead (that is
+  // `Unknown SID`, and the client starts anew), and Redis must still be
+  // reachable once the body is in, since reading it can take a while.
+  //
   // The body is read here, within `maxBodyBytes` (the owner checks its own
-  // limits again). The returned Promise settles when the owner's head
-  // arrives, so an error before that (`Unknown SID`, `503`) is answered by
-  // the handler's error boundary like any other.
+  // limits again), and the whole request goes in one `q` frame. A forward
+  // POST, as published on `bc:node:n2`:
+  //
+  // ```text illustrative
+  // q n1 18
+  // {"m":"POST","u":"/channel/bind?SID=n2.Qm9v…&RID=9…","h":{…},"a":"10.0.0.7"}
+  // count=1&ofs=5&req0_t=hi
+  // ```
+  //
+  // `m`, `u`, `h` and `a` are the method, the URL under the owner's
+  // `base`, the headers kept (`content-length` among them, here `"23"`),
+  // and the client's address as this socket saw it. The returned Promise
+  // settles when the owner's head arrives, so an error before that
+  // (`Unknown SID`, `503`) is answered by the handler's error boundary
+  // like any other.
+  //
+  // The wait for the head ends one of four ways: the head arrives
+  // (resolved); the client hangs up (resolved, and `a` tells the owner to
+  // stop); `relayTimeout` passes (`503`, and `a` as well, in case the
+  // owner is merely slow); or the owner or Redis is lost (`nodeGone`,
+  // `disconnected` below). Only the head is timed: once it is in, a back
+  // channel may stream for as long as the owner keeps it open.
   /** Sends the request to `target.owner` and streams the answer into `res`. */
   async forward(target: RelayTarget, req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!this.link.connected()) throw unavailable('Redis unavailable');
@@ -133,6 +184,23 @@ export class Relay {
   //
   // `o <number> <flags>`: `h` puts the head (status, reason, headers) on
   // the payload's first line, `e` ends the response, `x` cuts it off.
+  // The answer to the forward POST above is a single frame, head, body and
+  // end together (`[1,5,0]`: a back channel is open, array 5 was the last
+  // sent, nothing is outstanding):
+  //
+  // ```text illustrative
+  // o 18 he
+  // [200,null,{…,"Content-Type":"text/plain; charset=utf-8"}]
+  // 7
+  // [1,5,0]
+  // ```
+  //
+  // A frame whose number is not waiting here is dropped: it comes after
+  // the front gave up (`relayTimeout`, or the client left), and the `a`
+  // sent then stops the owner soon enough. A head with no text after it is
+  // the owner flushing its headers (a back channel before its first
+  // chunk), so the front flushes too, and the client learns the status
+  // before any body arrives, as it would from the owner directly.
   private answer(number: number, flags: string, payload: string): void {
     const outgoing = this.outgoing.get(number);
     if (outgoing === undefined) return;
@@ -158,6 +226,9 @@ export class Relay {
     }
   }
 
+  // A cut before the head is still an answer the client understands,
+  // `503`; after it, the response can only stop short, as a dying
+  // process's own would.
   private cut(number: number, outgoing: Outgoing): void {
     this.outgoing.delete(number);
     if (outgoing.started) outgoing.res.destroy();
@@ -168,8 +239,18 @@ export class Relay {
   //
   // The request is rebuilt as a readable stream with the original method,
   // URL, headers and body, and the response is a small stand-in that turns
-  // each write into a frame (`RelayedResponse`). The handler cannot tell
-  // the difference.
+  // each write into a frame (`RelayedResponse`). The handler runs it as it
+  // would a request of its own: maps are ordered, arrays acknowledged and
+  // a back channel attached here, on the owner, and nowhere else.
+  //
+  // Two things differ from a direct request, on purpose. The socket is a
+  // plain object whose `remoteAddress` is what the front saw, so
+  // `session.address` names the client (or the proxy in front of it), not
+  // the front process. And the request always says HTTP/1.1, whatever the
+  // client spoke to the front, which alone knows.
+  //
+  // The stand-in is kept under `"<front> <number>"` until it ends, so that
+  // an `a` frame, or the front's death, can find it.
   private run(front: string, number: string, payload: string): void {
     const newline = payload.indexOf('\n');
     const { m: method, u: url, h: headers, a: address } = JSON.parse(payload.slice(0, newline)) as
@@ -197,6 +278,14 @@ export class Relay {
   // it would have done locally: acknowledge up to 41 and close the old
   // session with `Reconnected`, so its `close` listeners run at once
   // instead of at its idle timeout.
+  //
+  // The frame is sent once, and only while Redis is reachable; nothing
+  // answers it. If it is lost, the old session ends later on its own: at
+  // its idle timeout, or, with recovery, at its next save, which finds
+  // that the new session took its state (`history.ts`). Without `OAID`
+  // the frame ends in an empty word (`k n2.Qm9v… `), and the old session
+  // closes without acknowledging anything: only a plain integer of at most
+  // 15 digits, which a `Number` holds exactly, is taken as an array id.
   /** Tells the owner of `sessionId` to retire it. */
   retire(sessionId: string, arrayId: number | null): void {
     const owner = sessionId.slice(0, sessionId.indexOf('.'));
@@ -211,6 +300,10 @@ export class Relay {
   }
 
   // ## Frames arriving
+  //
+  // The adapter reads the first word of every message on this process's
+  // channel and hands the relay those it does not handle itself (`q`, `o`,
+  // `a`, `k`). A kind nobody knows is dropped without a word.
   /** Handles a relay frame from another process. */
   receive(words: string[], payload: string): void {
     const [kind, first = '', second = ''] = words;
@@ -226,6 +319,10 @@ export class Relay {
   // it are cut off. A dead front: the responses this process was writing
   // for it are let go, so their sessions notice the back channel is gone
   // and start their idle countdown.
+  //
+  // "Dead" is the adapter's judgement: no heartbeat for `nodeTimeout`
+  // (6 s by default). A client whose stream was cut asks again, and that
+  // request meets `ownerGone` in `forward`: `Unknown SID`.
   /** Called when `node` has stopped heartbeating. */
   nodeGone(node: string): void {
     for (const [number, outgoing] of this.outgoing) {
@@ -238,6 +335,9 @@ export class Relay {
   }
 
   // Without Redis no frame can pass either way: everything in flight ends.
+  // Requests waiting on a head get `503` (`cut`), streams stop short, and
+  // the responses this process was writing for others are let go without
+  // a frame, since none could be sent.
   /** Called when the connection to Redis is lost. */
   disconnected(): void {
     for (const [number, outgoing] of this.outgoing) this.cut(number, outgoing);
@@ -258,7 +358,23 @@ export class Relay {
 // head waits until the first body text (or `flushHeaders`) so that a short
 // answer, head and body, is one frame. `write` always returns true: the
 // front's socket does its own buffering, and a back channel carries at
-// most a few tens of kilobytes before it is recycled.
+// most about 128 KB before it is recycled (`RECYCLE_BYTES` in
+// `backchannel.ts`).
+//
+// Which call sends which frame (`n` is the front's number):
+//
+// | call | frame |
+// |---|---|
+// | `setHeader`, `writeHead` | none yet: the head is kept |
+// | `flushHeaders` | `o n h`, the head alone |
+// | `write(text)` | `o n h` with the head and `text` the first time, then `o n ` with `text` |
+// | `end(text)` | `o n e`, or `o n he` when the head is still kept |
+// | `destroy()` | `o n x`: the front cuts its response |
+// | `abort()` | none: the front is gone or has given up |
+//
+// Whichever of `end`, `destroy` and `abort` comes first is the last word
+// (`done`): later `write`s are dropped, and `close` is emitted once, on
+// the next tick, never inside the call that ended the response.
 class RelayedResponse extends EventEmitter {
   headersSent = false;
   writableEnded = false;
@@ -326,6 +442,8 @@ class RelayedResponse extends EventEmitter {
     this.finish();
   }
 
+  // An empty write with nothing else to say makes no frame: `o n ` with
+  // no text would cost a `PUBLISH` for nothing.
   private out(text: string, end: boolean): void {
     let flags = end ? 'e' : '';
     let payload = text;
@@ -346,6 +464,11 @@ class RelayedResponse extends EventEmitter {
 }
 
 // ## Small helpers
+//
+// The two answers about the relay itself. `Unknown SID` is what the
+// owner itself would say of a session it no longer has, and the client
+// starts anew; `503` with `Retry-After: 2` says the session may still be
+// fine, and only the way to it is not.
 function unknownSession(): ProtocolError {
   return new ProtocolError(400, 'UNKNOWN_SID', 'Unknown SID');
 }
@@ -354,6 +477,9 @@ function unavailable(reason: string): ProtocolError {
   return new ProtocolError(503, 'UNAVAILABLE', reason, { 'Retry-After': '2' });
 }
 
+// A body travels as text, so its length is counted again in UTF-8 bytes
+// (what the owner's `Buffer.from(body)` will hold); an empty body gets
+// none.
 function forwardedHeaders(headers: IncomingHttpHeaders, body: string): IncomingHttpHeaders {
   const kept: IncomingHttpHeaders = {};
   for (const name in headers) if (!HOP_BY_HOP.has(name)) kept[name] = headers[name];
@@ -362,7 +488,17 @@ function forwardedHeaders(headers: IncomingHttpHeaders, body: string): IncomingH
 }
 
 // The front reads a body only to pass it on, so it needs only a size
-// limit and a deadline.
+// limit and a deadline. The deadline is `relayTimeout`, not the server's
+// `bodyTimeout`: each of the front's two waits, for the body and for the
+// head, gets `relayTimeout`. A body over `maxBodyBytes` is answered `413`
+// here, before the owner hears of it, so the owner's answer to such a
+// body (`["stop"]` first, in `handler.ts`) does not happen for a relayed
+// one.
+//
+// > **Note (memory):** the body is held whole, up to `maxBodyBytes`, and
+// > decoded as UTF-8 to travel as text. Forward bodies are form-encoded
+// > ASCII or UTF-8 JSON, so nothing is lost; bytes that are not UTF-8 would
+// > reach the owner as U+FFFD.
 function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
