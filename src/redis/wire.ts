@@ -83,7 +83,7 @@ export function encodeBroadcast(origin: string, message: Broadcast): string {
 // the room's epoch and offset to the first line (`history.ts`):
 //
 // ```text illustrative
-// B n1 k3J9 58
+// B n1 k3J9w_Qz 58
 // [["lobby"],[],[]]
 // {"t":"hi"}
 // ```
