@@ -25,8 +25,8 @@
 /** The down direction of a session: back channels, flushing, heartbeats. @module */
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { type Framing, NOOP_JSON, appendText } from './encoding.ts';
-import { Outbox, type SendCallback } from './outbox.ts';
+import { type FramedChunk, type Framing, NOOP_JSON, appendText } from './encoding.ts';
+import { type ChunkJson, Outbox, type SendCallback } from './outbox.ts';
 import type { SessionHost, SessionState } from './session.ts';
 
 // The response currently serving as back channel. `streaming` is `CI=0`:
@@ -53,9 +53,9 @@ interface BackChannel {
 // channel every few seconds, and whatever the app sent meanwhile waited a
 // round trip: sessions that started together recycled together, and those
 // waits were most of the echo benchmark's p99 at a steady 2,000 echoes/s
-// (1.4–1.9 ms against 1.0–1.2 for the peers that do not recycle; 1.07
-// after). 128 KB is what sockjs's xhr-streaming allows; a browser holds
-// that much text without noticing.
+// (1.4–1.9 ms, where sockjs and the minimal peer, which never recycles,
+// had 0.9–1.2; 0.95–1.07 after). 128 KB is what sockjs's xhr-streaming
+// allows; a browser holds that much text without noticing.
 const RECYCLE_BYTES = 128 * 1024;
 
 // One chunk carries at most about this many characters of arrays; a
@@ -170,10 +170,7 @@ export abstract class Downlink extends EventEmitter {
     const sent: SendCallback[] = [];
     const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS, this.writableUpTo());
     if (json === null) return;
-    const chunk = channel.framing.chunk(json);
-    if (chunk.spans !== undefined) {
-      this.outbox.keepWritten(json.firstId, chunk.data as Buffer, chunk.spans);
-    }
+    const chunk = this.frame(channel.framing, json);
     channel.bytesWritten += chunk.chars;
     this.host.observer.bytesOut += chunk.chars;
     if (!channel.streaming || channel.bytesWritten > RECYCLE_BYTES) {
@@ -186,6 +183,18 @@ export abstract class Downlink extends EventEmitter {
       if (this.outbox.hasUnsentUpTo(this.writableUpTo())) this.scheduleFlush();
     }
     this.afterWrite(sent);
+  }
+
+  // Every chunk is framed here, streamed or answered at once. A Buffer
+  // chunk that carried big payloads of the session's own reports where
+  // they lie in it (`spans`), and the outbox keeps them as those bytes
+  // instead of their strings (`outbox.ts`).
+  private frame(framing: Framing, json: ChunkJson): FramedChunk {
+    const chunk = framing.chunk(json);
+    if (chunk.spans !== undefined) {
+      this.outbox.keepWritten(json.firstId, chunk.data as Buffer, chunk.spans);
+    }
+    return chunk;
   }
 
   private waitForDrain(channel: BackChannel): void {
@@ -261,7 +270,7 @@ export abstract class Downlink extends EventEmitter {
   private answerAtOnce(res: ServerResponse, framing: Framing): void {
     const sent: SendCallback[] = [];
     const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS, this.writableUpTo())!;
-    const chunk = framing.chunk(json);
+    const chunk = this.frame(framing, json);
     this.host.observer.bytesOut += chunk.chars;
     res.end(appendText(chunk.data, framing.close()));
     this.host.idle.start(this);
