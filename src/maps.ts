@@ -99,6 +99,11 @@ export function decodeBody(
 ): ForwardBatch | null {
   if (mediaType(contentType) === 'application/json')
     return decodeJsonBody(parseJson(body, 'body'), limits);
+  return decodeJsonMaps(body, limits) ?? decodeForm(formFields(body), limits);
+}
+
+/** @internal `decodeBody` for a form body without its fast path (for tests). */
+export function decodeFormBody(body: string, limits: DecodeLimits = UNLIMITED): ForwardBatch | null {
   return decodeForm(formFields(body), limits);
 }
 
@@ -319,6 +324,91 @@ function digitsValue(text: string, start: number, end: number): number {
 // Whether the form name `name`, whose `_` is at `underscore`, names `key`.
 function hasKey(name: string, underscore: number, key: string): boolean {
   return name.length === underscore + 1 + key.length && name.startsWith(key, underscore + 1);
+}
+
+// ## The usual body, read in one pass
+//
+// Nearly every forward body a real client sends has one shape: a count,
+// an offset, and one `JSON` key per map, numbered in order.
+//
+// ```text illustrative
+// count=2&ofs=7&req0_JSON=%7B%22a%22%3A1%7D&req1_JSON=%5B%5D
+// ```
+//
+// For that shape alone, the fields are read straight off the raw text and
+// the values off the body decoded once, and each map's item is made at
+// once, without the flat field list and the per-map key scan above. Any
+// other body (another key, a map out of order or twice, a `+`, an escape
+// in a name, a value that is not JSON or not a plain number) gives null,
+// and goes the general way, which decides, and words any error, exactly
+// as it always did; this only skips work for bodies it fully understands.
+//
+// > **Note (speed):** a third of decoding a 20-map body, about 2 µs a
+// > request, went into the general path's bookkeeping (`bench/` forward).
+function decodeJsonMaps(text: string, limits: DecodeLimits): ForwardBatch | null {
+  if (text.indexOf('+') !== -1 || text.indexOf('%26') !== -1) return null;
+  if (text.charCodeAt(0) === 0x3f || !(text as WellFormedCheck).isWellFormed()) return null;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(text);
+  } catch {
+    return null;
+  }
+  let count = -1;
+  let ofs = -1;
+  const items: ForwardItem[] = [];
+  let start = 0; // a field's start in `text`, and the same field's in `decoded`
+  let from = 0;
+  while (start < text.length) {
+    let end = text.indexOf('&', start);
+    if (end === -1) end = text.length;
+    let next = decoded.indexOf('&', from);
+    if (next === -1) next = decoded.length;
+    if (text.startsWith('req', start)) {
+      // `req<index>_JSON=`, with the next index in line and no leading zero.
+      const name = jsonKeyName(items.length);
+      if (!text.startsWith(name, start) || text.charCodeAt(start + name.length) !== 0x3d)
+        return null;
+      if (count === -1 || items.length >= count) return null;
+      const json = decoded.slice(from + name.length + 1, next);
+      let message: unknown;
+      try {
+        message = JSON.parse(json) as unknown;
+      } catch {
+        return null;
+      }
+      items.push({ kind: 'map', fields: [name, json], hasMessage: true, message });
+    } else if (count === -1 && text.startsWith('count=', start)) {
+      count = plainNumber(text, start + 6, end);
+      if (count < 1 || count > limits.maxMaps) return null;
+    } else if (ofs === -1 && text.startsWith('ofs=', start)) {
+      ofs = plainNumber(text, start + 4, end);
+      if (ofs === -1) return null;
+    } else return null;
+    start = end + 1;
+    from = next + 1;
+  }
+  if (ofs === -1 || items.length !== count) return null;
+  return { ofs, items, initHeaders: null };
+}
+
+// `req0_JSON`, `req1_JSON`, …: made once each, since every body repeats them.
+const JSON_KEY_NAMES: string[] = [];
+function jsonKeyName(index: number): string {
+  return (JSON_KEY_NAMES[index] ??= `req${index}_JSON`);
+}
+
+// The value of the digits between `start` and `end` (1 to 15 of them, as
+// `integer` below takes), or -1.
+function plainNumber(text: string, start: number, end: number): number {
+  if (end <= start || end - start > 15) return -1;
+  let value = 0;
+  for (let at = start; at < end; at++) {
+    const code = text.charCodeAt(at);
+    if (!isDigit(code)) return -1;
+    value = value * 10 + code - 0x30;
+  }
+  return value;
 }
 
 // ## The map object, for `map` listeners

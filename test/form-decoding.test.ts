@@ -4,11 +4,14 @@
 // make the two ways differ (`%26` and `%3D` in names and values, `+`,
 // malformed and multi-byte escapes, lone surrogates, empty fields, a
 // leading `?`) are compared field by field; then maps whose keys and
-// values hold `&`, `=` and `+` go through a real server.
+// values hold `&`, `=` and `+` go through a real server. Last, the
+// one-pass reader of the usual body (`req0_JSON=…` maps in order) must
+// give what the general path gives, error and all, for bodies near that
+// shape.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Session } from '../src/index.ts';
-import { formFields } from '../src/maps.ts';
+import { decodeBody, decodeFormBody, formFields } from '../src/maps.ts';
 import { createSession, request, startServer, type TestServer } from './helpers.ts';
 
 // A small seeded generator, so a failure can be replayed.
@@ -74,5 +77,66 @@ describe('maps with &, = and + in keys and values, over HTTP', () => {
     assert.equal(response.status, 200);
     assert.deepEqual(maps, [first, second]);
     assert.deepEqual(messages, [{ url: '/a?b=1&c=2', plus: '1+1' }, 'a+b c']);
+  });
+});
+
+// The outcome of decoding `body`: the batch, or the error's code and message.
+function outcome(decode: () => unknown): unknown {
+  try {
+    return { batch: decode() };
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    return { code, message };
+  }
+}
+
+const NEAR_PIECES = [
+  'count=', 'ofs=', 'req0_JSON=', 'req1_JSON=', 'req2_JSON=', 'req01_JSON=', 'req1_x=',
+  'req1_type=', '_badmap', 'headers=', '0', '1', '2', '3', '1001', '-1', '&', '&&', '%7B%7D',
+  '%5B1%2C2%5D', '%22a%26b%22', '%7B', '%22%E2%82%AC%22', '%E2%82', '+', '%2B', 'null', '?', '%',
+  'x', '%31',
+];
+
+describe('the usual body, read in one pass', () => {
+  test('gives what the general path gives, for 20,000 bodies near its shape', () => {
+    const limits = { maxMaps: 3, maxKeys: 2 };
+    let accepted = 0;
+    for (let i = 0; i < 20000; i++) {
+      // Mostly well-formed bodies with one thing changed, some pure noise.
+      let body = '';
+      if (random() < 0.7) {
+        const count = Math.floor(random() * 4);
+        body = `count=${count}&ofs=${Math.floor(random() * 9)}`;
+        for (let n = 0; n < count; n++) body += `&req${n}_JSON=${pick(['%7B%7D', '1', '%22x%22'])}`;
+        const at = Math.floor(random() * (body.length + 1));
+        const cut = random() < 0.5 ? Math.floor(random() * 4) : 0;
+        body = body.slice(0, at) + (random() < 0.8 ? pick(NEAR_PIECES) : '') + body.slice(at + cut);
+      } else {
+        const length = Math.floor(random() * 10);
+        for (let n = 0; n < length; n++) body += pick(NEAR_PIECES);
+      }
+      const fast = outcome(() => decodeBody(body, 'application/x-www-form-urlencoded', limits));
+      const general = outcome(() => decodeFormBody(body, limits));
+      assert.deepEqual(fast, general, `body ${JSON.stringify(body)}`);
+      if ((fast as { batch?: unknown }).batch) accepted++;
+    }
+    // Enough of them were good bodies that the one-pass reader took.
+    assert.ok(accepted > 3000, `only ${accepted} bodies decoded`);
+  });
+
+  test('a 20-map body is read in one pass, and so is its error', () => {
+    const maps = Array.from({ length: 20 }, (_, i) => ({ i, text: 'a&b=c+d €' }));
+    const body = `count=20&ofs=40&${maps
+      .map((m, n) => `req${n}_JSON=${encodeURIComponent(JSON.stringify(m))}`)
+      .join('&')}`;
+    const batch = decodeBody(body, 'application/x-www-form-urlencoded');
+    assert.equal(batch?.ofs, 40);
+    assert.deepEqual(batch?.items.map((item) => item.kind === 'map' && item.message), maps);
+    assert.deepEqual(batch, decodeFormBody(body));
+    const broken = body.replace('req7_JSON=%7B', 'req7_JSON=%7C');
+    assert.throws(
+      () => decodeBody(broken, 'application/x-www-form-urlencoded'),
+      /map 7 JSON is not valid JSON/,
+    );
   });
 });
