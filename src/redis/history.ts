@@ -300,20 +300,24 @@ export class History implements RecoveryStore {
     return this.settings !== null;
   }
 
-  // The keys live a third of the window longer than the window, and are
-  // refreshed every third of it: a session's state outlasts its process
-  // by at least `window`. (The refresh runs at most once a second, so for
-  // a window under 3 s the margin is smaller than that.) With `window:
-  // 120000`, keys live 160 s and are refreshed every 40 s.
+  // The keys are refreshed every third of the window (at most once a
+  // second), and live one refresh period longer than the window: when a
+  // process dies just before a refresh, its sessions' state still has the
+  // whole `window` left. With `window: 120000`, keys live 160 s and are
+  // refreshed every 40 s; with `window: 1500`, they live 2.5 s and are
+  // refreshed every second.
   private get ttl(): string {
-    return String(Math.ceil(this.settings!.window * 4 / 3));
+    return String(this.settings!.window + this.refreshEvery);
+  }
+
+  private get refreshEvery(): number {
+    return Math.max(1000, Math.floor(this.settings!.window / 3));
   }
 
   start(options: Required<RecoveryOptions>, liveIds: () => Iterable<string>): void {
     this.settings = options;
     this.liveIds = liveIds;
-    const every = Math.max(1000, Math.floor(options.window / 3));
-    this.refreshTimer = setInterval(() => void this.refresh(), every).unref();
+    this.refreshTimer = setInterval(() => void this.refresh(), this.refreshEvery).unref();
   }
 
   /** Stops the refresh timer. */

@@ -149,13 +149,13 @@ export class Relay {
     if (!this.link.connected()) throw unavailable('Redis unavailable');
     if (await this.link.ownerGone(target.owner)) throw unknownSession();
     const body = req.method === 'POST'
-      ? await readBody(req, target.maxBodyBytes, this.link.timeout) : '';
+      ? await readBody(req, target.maxBodyBytes, this.link.timeout).catch(overLimit) : '';
     if (!this.link.connected()) throw unavailable('Redis unavailable');
     const number = ++this.count;
     this.counts.sent++;
     const head = JSON.stringify({
-      m: req.method, u: target.url, h: forwardedHeaders(req.headers, body),
-      a: req.socket?.remoteAddress ?? '',
+      m: req.method, u: target.url, h: forwardedHeaders(req.headers, body ?? ''),
+      a: req.socket?.remoteAddress ?? '', ...(body === null ? { x: 1 } : {}),
     });
     return new Promise((resolve, reject) => {
       const settle = (error?: ProtocolError): void => {
@@ -176,7 +176,7 @@ export class Relay {
         this.link.publish(target.owner, `a ${this.host.nodeId} ${number}`);
         settle();
       });
-      this.link.publish(target.owner, `q ${this.host.nodeId} ${number}\n${head}\n${body}`);
+      this.link.publish(target.owner, `q ${this.host.nodeId} ${number}\n${head}\n${body ?? ''}`);
     });
   }
 
@@ -253,9 +253,13 @@ export class Relay {
   // an `a` frame, or the front's death, can find it.
   private run(front: string, number: string, payload: string): void {
     const newline = payload.indexOf('\n');
-    const { m: method, u: url, h: headers, a: address } = JSON.parse(payload.slice(0, newline)) as
-      { m: string; u: string; h: IncomingHttpHeaders; a: string };
+    const { m: method, u: url, h: headers, a: address, x: tooLarge } =
+      JSON.parse(payload.slice(0, newline)) as
+        { m: string; u: string; h: IncomingHttpHeaders; a: string; x?: 1 };
     const body = payload.slice(newline + 1);
+    // A body the front refused as too large (see `overLimit`) arrives as
+    // none, with a length no limit admits: the handler refuses it too.
+    if (tooLarge === 1) headers['content-length'] = String(Number.MAX_SAFE_INTEGER);
     const key = `${front} ${number}`;
     this.counts.served++;
     const req = Object.assign(Readable.from(body === '' ? [] : [Buffer.from(body)]), {
@@ -490,15 +494,28 @@ function forwardedHeaders(headers: IncomingHttpHeaders, body: string): IncomingH
 // The front reads a body only to pass it on, so it needs only a size
 // limit and a deadline. The deadline is `relayTimeout`, not the server's
 // `bodyTimeout`: each of the front's two waits, for the body and for the
-// head, gets `relayTimeout`. A body over `maxBodyBytes` is answered `413`
-// here, before the owner hears of it, so the owner's answer to such a
-// body (`["stop"]` first, in `handler.ts`) does not happen for a relayed
-// one.
+// head, gets `relayTimeout`.
+//
+// A body over `maxBodyBytes` cannot be answered here with a bare `413`:
+// the client would resend the same maps for ever. Only the owner can
+// first tell the session's back channel `["stop"]` (`handler.ts`), so the
+// request still goes to it, without the body and marked `"x":1`, and the
+// owner refuses it as it would its own oversized request:
+//
+// ```text illustrative
+// q n1 19
+// {"m":"POST","u":"/channel/bind?SID=n2.Qm9v…&RID=10…","h":{…},"a":"10.0.0.7","x":1}
+// ```
 //
 // > **Note (memory):** the body is held whole, up to `maxBodyBytes`, and
 // > decoded as UTF-8 to travel as text. Forward bodies are form-encoded
 // > ASCII or UTF-8 JSON, so nothing is lost; bytes that are not UTF-8 would
 // > reach the owner as U+FFFD.
+function overLimit(error: unknown): null {
+  if (error instanceof ProtocolError && error.status === 413) return null;
+  throw error;
+}
+
 function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

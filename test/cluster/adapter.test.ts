@@ -9,12 +9,12 @@ import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import browserChannel, { type BrowserChannelMiddleware, type Session } from '../../src/index.ts';
 import { type RedisAdapter, redisAdapter } from '../../src/redis/index.ts';
-import { request, startServer, until, type TestServer } from '../helpers.ts';
+import { openStream, request, startServer, until, type TestServer } from '../helpers.ts';
 import { type TestRedis, missingBinaries, startRedis } from './harness.ts';
 
 const missing = missingBinaries().filter((name) => name === 'redis-server');
 const skip = missing.length > 0 ? 'needs redis-server (apt-get install redis-server)' : false;
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 test('the core never imports redis; only src/redis/ does', () => {
   const core = new URL('../../src/', import.meta.url);
@@ -64,7 +64,7 @@ describe('Redis adapter', { skip }, () => {
     for (const [index, nodeId] of [[0, 'a'], [1, null]] as const) {
       const adapter = redisAdapter({ url: redis.url, heartbeatInterval: 200, nodeTimeout: 600, requestTimeout: 500 });
       adapters.push(adapter);
-      const server = await startServer({ adapter, nodeId });
+      const server = await startServer({ adapter, nodeId, maxBodyBytes: 10_000 });
       server.middleware.on('error', (error) => errors[index]!.push((error as Error).message));
       servers.push(server);
       await adapter.ready;
@@ -132,6 +132,26 @@ describe('Redis adapter', { skip }, () => {
     assert.equal(answer.status, 200);
     assert.match(answer.body, /^\d+\n\[[01],\d+,\d+\]$/);
     assert.deepEqual(messages, [[1]]);
+  });
+
+  // A bare 413 from the front would leave the client resending the same
+  // maps for ever; the owner must say ["stop"] first, as it does for its
+  // own requests (test/limits.test.ts).
+  test('a relayed body over maxBodyBytes: the owner says ["stop"], closes, then 413', async () => {
+    const b = await sessionOn(1);
+    const messages: unknown[] = [];
+    const reasons: string[] = [];
+    b.on('message', (message) => messages.push(message));
+    b.on('close', (reason) => reasons.push(reason));
+    const back = openStream(servers[0]!.port, `/channel/bind?VER=8&SID=${b.id}&RID=rpc&AID=0&CI=0&TYPE=xmlhttp`);
+    const big = `count=1&ofs=0&req0__S=${'x'.repeat(20_000)}`;
+    const answer = await request(servers[0]!.port, 'POST', `/channel/bind?VER=8&SID=${b.id}&RID=2&AID=0`, big);
+    assert.equal(answer.status, 413);
+    assert.match(answer.body, /maxBodyBytes/);
+    const ended = await Promise.race([back.ended, delay(3000).then(() => 'still open')]);
+    assert.match(ended, /\["stop"\]/, 'the stop reached the back channel');
+    assert.deepEqual(reasons, ['Body larger than 10000 bytes (maxBodyBytes)']);
+    assert.deepEqual(messages, []);
   });
 
   test('a terminate relayed through another process closes the session with Disconnected', async () => {
