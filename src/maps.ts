@@ -103,7 +103,10 @@ export function decodeBody(
 }
 
 /** @internal `decodeBody` for a form body without its fast path (for tests). */
-export function decodeFormBody(body: string, limits: DecodeLimits = UNLIMITED): ForwardBatch | null {
+export function decodeFormBody(
+  body: string,
+  limits: DecodeLimits = UNLIMITED,
+): ForwardBatch | null {
   return decodeForm(formFields(body), limits);
 }
 
