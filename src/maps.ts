@@ -99,8 +99,13 @@ export function decodeBody(
 ): ForwardBatch | null {
   if (mediaType(contentType) === 'application/json')
     return decodeJsonBody(parseJson(body, 'body'), limits);
+  if (body === NO_MAPS) return null;
   return decodeJsonMaps(body, limits) ?? decodeForm(formFields(body), limits);
 }
+
+// The whole body of every create and of every POST that only
+// acknowledges: no maps, nothing to read.
+const NO_MAPS = 'count=0';
 
 /** @internal `decodeBody` for a form body without its fast path (for tests). */
 export function decodeFormBody(
