@@ -475,9 +475,9 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   }
 
   // Every `PUBLISH` goes through here, and none is awaited: a failure is
-  // counted as a lost broadcast (`counted`, the default, which the
-  // `sessionIds()` question and answer get too), or reported as an outage
-  // (relay frames, hellos).
+  // counted as a lost broadcast (`counted`, the default, for broadcasts
+  // alone), or reported as an outage (relay frames, hellos, and the
+  // `sessionIds()` question and answer, which are not broadcasts).
   private publish(channel: string, text: string, counted = true): void {
     this.publisher.publish(channel, text).catch((error: unknown) => {
       if (counted) this.lost(1);
@@ -589,7 +589,8 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
           if (waiting.size === 0) finish();
         },
       });
-      this.publish(this.names.control, `i ${this.nodeId} ${number}\n${encodeAudience(audience)}`);
+      const question = `i ${this.nodeId} ${number}\n${encodeAudience(audience)}`;
+      this.publish(this.names.control, question, false);
     });
   }
 
@@ -600,7 +601,8 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     if (asker === undefined || asker === this.nodeId || audience === null) return;
     void super.sessionIds(audience).then((ids) => {
       if (!this.connected) return;
-      this.publish(this.names.node(asker), `r ${this.nodeId} ${number}\n${JSON.stringify(ids)}`);
+      const reply = `r ${this.nodeId} ${number}\n${JSON.stringify(ids)}`;
+      this.publish(this.names.node(asker), reply, false);
     });
   }
 
