@@ -18,7 +18,10 @@
 // and nothing is queued to send later. Within one session nothing is ever
 // delivered twice, and the session's own outbox (acknowledgements,
 // resending on a new back channel) makes whatever *was* delivered reach
-// the client.
+// the client. With the server's `recovery` option, room broadcasts are
+// numbered and kept in a history (`history.ts`), and a process reads back
+// what its subscriber missed: each room's members then get every
+// broadcast once, in order, as far back as the history reaches.
 //
 // Around that core the adapter keeps three more things going over the
 // same two connections (one to publish and run scripts, one subscribed):
@@ -39,7 +42,7 @@ import {
   Names, broadcastPayload, decodeAudience, decodeBroadcast, encodeAudience, encodeBroadcast, parse,
 } from './wire.ts';
 import { Relay } from './relay.ts';
-import { History } from './history.ts';
+import { History, type Position } from './history.ts';
 
 // ## The Redis connection it needs
 //
@@ -68,7 +71,7 @@ export interface RedisConnection {
   /** EVALSHA: a Lua script Redis already has, by its SHA-1. */
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   /** A new client with the same options (and `overrides`). */
-  duplicate(overrides?: { disableOfflineQueue?: boolean }): RedisConnection;
+  duplicate(overrides?: { disableOfflineQueue?: boolean; name?: string }): RedisConnection;
   /** Closes the connection once pending commands are answered. */
   close(): Promise<unknown>;
   /** Closes the connection at once. */
@@ -220,6 +223,8 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     this.recovery = new History(this.publisher, this.settings.prefix, {
       join: (session, room) => session.join(room),
       leave: (session, room) => session.leave(room),
+      pass: (message, room, position) => this.passOn(message, room, position),
+      missed: (room, why) => this.missed(room, why),
     });
   }
 
@@ -243,7 +248,9 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   // `attach` is synchronous (the server calls it while it is built), so the
   // connections open in the background; `ready` says when. The subscriber
   // is a duplicate of the client with no offline queue: while Redis is
-  // away, commands fail at once instead of piling up in memory.
+  // away, commands fail at once instead of piling up in memory. It is
+  // named `bc:sub:<node id>` (`CLIENT SETNAME`), so that `CLIENT LIST`
+  // tells an operator which process each subscriber belongs to.
   //
   // Every process listens on three channels from the start: `bc:all`,
   // `bc:ctl` and its own `bc:node:<id>`; rooms come and go with members.
@@ -262,7 +269,9 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     for (const channel of [this.names.all, this.names.control, this.names.node(host.nodeId)]) {
       this.wanted.add(channel);
     }
-    const subscriber = this.publisher.duplicate({ disableOfflineQueue: true });
+    // (Redis refuses a name with a space or anything outside printable ASCII.)
+    const name = `${this.settings.prefix}:sub:${host.nodeId}`.replace(/[^!-~]/g, '_');
+    const subscriber = this.publisher.duplicate({ disableOfflineQueue: true, name });
     this.subscriber = subscriber;
     const onError = (error: Error): void => this.outage(error);
     this.publisher.on('error', onError);
@@ -299,6 +308,7 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     this.upSince = Date.now();
     const channels = new Set([...this.wanted, ...this.active]);
     await Promise.all([...channels].map((channel) => this.sync(channel)));
+    if (this.recovery.enabled) this.recovery.resume();
     await this.beat();
     this.publish(this.names.control, `h ${this.nodeId}`, false);
     this.markReady();
@@ -459,19 +469,41 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
     });
   }
 
-  // A broadcast heard with its room's position. While some session is
-  // being taken over, each recipient is checked by the history (held, or
-  // already replayed); otherwise they are queued directly.
+  // A broadcast heard with its room's position goes to the history first,
+  // which passes it back in offset order, after any it finds missing
+  // (see "Filling what pub/sub dropped" in `history.ts`). While some
+  // session is being taken over, each recipient is checked by the history
+  // (held, or already replayed); otherwise they are queued directly.
   private deliverWithPosition(message: Broadcast, room: string, epoch: string, offset: number):
     void {
-    const position = { epoch, offset };
-    this.recovery.heard(room, position);
+    this.recovery.receive(room, { epoch, offset }, message);
+  }
+
+  private passOn(message: Broadcast, room: string, position: Position): void {
     if (!this.recovery.filtering) {
       this.deliver(message, room);
       return;
     }
     this.each(message, room, (session) =>
       this.recovery.offer(session, room, position, message.json));
+  }
+
+  // Broadcasts the history could not give back are reported like an
+  // outage, at most once a second (further rooms in that second go
+  // unsaid):
+  //
+  // ```text
+  // browserchannel-server/redis: room lobby: broadcasts missed while
+  //   unsubscribed were not replayed (3 broadcast(s) no longer in its history)
+  // ```
+  private lastMissReport = 0;
+
+  private missed(room: string, why: string): void {
+    const now = Date.now();
+    if (this.closed || now - this.lastMissReport < 1000) return;
+    this.lastMissReport = now;
+    const text = `room ${room}: broadcasts missed while unsubscribed were not replayed (${why})`;
+    this.host?.error(new Error(`browserchannel-server/redis: ${text}`));
   }
 
   // Every `PUBLISH` goes through here, and none is awaited: a failure is

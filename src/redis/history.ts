@@ -88,6 +88,10 @@ export interface HistoryHost {
   join(session: Session<unknown, unknown, object>, room: string): Promise<void>;
   /** Leaves `room` (a takeover that failed undoes its joins). */
   leave(session: Session<unknown, unknown, object>, room: string): Promise<void>;
+  /** Gives a room broadcast, heard or read back in offset order, to this process's members. */
+  pass(message: Broadcast, room: string, position: Position): void;
+  /** Says that broadcasts this process missed in `room` could not be read back, and why. */
+  missed(room: string, why: string): void;
 }
 
 // A room's position: which history, and how far along it.
@@ -448,14 +452,13 @@ export class History implements RecoveryStore {
   // position when a member joins (`joined`), and moves on with each
   // broadcast heard (`heard`).
   //
-  // Two limits follow from reading positions off pub/sub. If the read at
-  // the join fails (Redis away), the room has no position here until
-  // another member joins here; sessions saved meanwhile carry none for it,
-  // and a takeover refuses them (`no saved position in room …`). And a
-  // broadcast this process never heard (its subscriber was away when it
-  // went out) is not noticed: the next one heard moves the position past
-  // it, so neither live delivery nor a later replay gives it to the
-  // members here. Across such an outage, room delivery is at most once.
+  // If the read at the join fails (Redis away), the room has no position
+  // here until another member joins here; sessions saved meanwhile carry
+  // none for it, and a takeover refuses them (`no saved position in room
+  // …`). A broadcast this process never heard (its subscriber was away
+  // when it went out) is read back from the history and given to the
+  // members here in its place (see "Filling what pub/sub dropped").
+  // Without a position, a room gets no such filling either.
   /** Appends a room broadcast to each room's history and publishes it. */
   publish(origin: string, message: Broadcast, payload: string,
     channelOf: (room: string) => string): Promise<void>[] {
@@ -477,6 +480,117 @@ export class History implements RecoveryStore {
   /** This process has no member left in `room`. */
   left(room: string): void {
     this.positions.delete(room);
+    this.filling.delete(room);
+  }
+
+  // ## Filling what pub/sub dropped
+  //
+  // Pub/sub keeps nothing: a broadcast published while this process's
+  // subscriber was away (Redis restarted, or the connection was cut)
+  // never arrives here. But a room's offsets count up by one, so a missed
+  // broadcast shows as a jump, and the room's history still holds it:
+  //
+  // ```text illustrative
+  // B n1 Xk3fQ2a9 41      heard: the room is at 41 here
+  // B n1 Xk3fQ2a9 44      heard: 42 and 43 never came
+  // ```
+  //
+  // So 42 and 43 are read back (`since`) and passed on first, then 44;
+  // whatever is heard meanwhile waits behind them, so members get the
+  // room's broadcasts in offset order, each once. A room that went quiet
+  // during the outage shows no jump until it speaks again, so when the
+  // subscriber is back every room is read from where this process left it
+  // (`resume`). What the history cannot give back (trimmed to `history`
+  // entries, lost with its epoch, or not read within `timeout`) is
+  // reported, and delivery goes on after it.
+  //
+  // > **Note (memory):** broadcasts heard during a read wait in a list,
+  // > for at most `timeout` (2 s by default), and only while a read runs.
+  /** A room broadcast heard at `position`: passes it on in offset order, filling any gap. */
+  receive(room: string, position: Position, message: Broadcast): void {
+    const waiting = this.filling.get(room);
+    if (waiting !== undefined) {
+      waiting.push({ position, message });
+      return;
+    }
+    const known = this.positions.get(room);
+    if (known !== undefined && known.epoch === position.epoch &&
+      position.offset > known.offset + 1) {
+      this.fill(room, known, [{ position, message }]);
+      return;
+    }
+    this.heard(room, position);
+    this.host.pass(message, room, position);
+  }
+
+  /** The subscriber is back: reads what each room said while it was away. */
+  resume(): void {
+    for (const [room, known] of this.positions) {
+      if (!this.filling.has(room)) this.fill(room, known, []);
+    }
+  }
+
+  private readonly filling = new Map<string, Heard[]>();
+
+  private fill(room: string, from: Position, waiting: Heard[]): void {
+    this.filling.set(room, waiting);
+    void this.readAfter(room, from).then((found) => {
+      if (this.filling.get(room) !== waiting) return;
+      this.filling.delete(room);
+      if (typeof found === 'string') this.host.missed(room, found);
+      else for (const { position, message } of found) this.passIfNewer(room, position, message);
+      // Anything still missing before the first broadcast that waited is
+      // gone for good: say how much, and go on from there.
+      const now = this.positions.get(room);
+      const next = waiting[0]?.position;
+      if (now !== undefined && next !== undefined && next.epoch === now.epoch &&
+        next.offset > now.offset + 1) {
+        const count = next.offset - now.offset - 1;
+        if (typeof found !== 'string') {
+          this.host.missed(room, `${count} broadcast(s) no longer in its history`);
+        }
+        this.positions.set(room, { epoch: now.epoch, offset: next.offset - 1 });
+      }
+      // Those heard during the read that it already gave are not given again.
+      for (const { position, message } of waiting) {
+        const given = position.epoch === from.epoch && position.offset > from.offset &&
+          position.offset <= (this.positions.get(room)?.offset ?? 0);
+        if (!given) this.receive(room, position, message);
+      }
+    });
+  }
+
+  private passIfNewer(room: string, position: Position, message: Broadcast): void {
+    const now = this.positions.get(room);
+    if (now === undefined || now.epoch !== position.epoch || position.offset <= now.offset) return;
+    this.heard(room, position);
+    this.host.pass(message, room, position);
+  }
+
+  // The broadcasts after `from`, in order, or why they cannot be had.
+  // Entries the history no longer holds are left out (the caller counts
+  // them); a new epoch means the whole history was lost.
+  private readAfter(room: string, from: Position): Promise<Heard[] | string> {
+    const { timeout } = this.settings!;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(`history not read within ${timeout} ms`), timeout);
+      timer.unref();
+      const settle = (result: Heard[] | string): void => {
+        clearTimeout(timer);
+        resolve(result);
+      };
+      this.run(SINCE, this.roomKeys(room), [String(from.offset + 1)]).then((answer) => {
+        const [epoch, , entries] = answer as [string, string, Entry[]];
+        if (epoch !== from.epoch) return settle('its history was lost (new epoch)');
+        const found: Heard[] = [];
+        for (const entry of entries) {
+          const message = decodeBroadcast(entry[1][1] ?? '');
+          const position = { epoch, offset: entryId(entry) };
+          if (message !== null) found.push({ position, message });
+        }
+        settle(found);
+      }).catch((error: unknown) => settle(`history not read: ${String(error)}`));
+    });
   }
 
   // Pub/sub may still carry broadcasts older than a position just read
@@ -680,6 +794,12 @@ export class History implements RecoveryStore {
     }
     return { room, texts, position: { epoch, offset: reached } };
   }
+}
+
+// A room broadcast heard, waiting behind a read of its room's history.
+interface Heard {
+  readonly position: Position;
+  readonly message: Broadcast;
 }
 
 // ## Held broadcasts
