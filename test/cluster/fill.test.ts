@@ -85,8 +85,8 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
     await until(() => numbers(a).length === 1 && numbers(b).length === 1, 3000, 'the first');
     await cut();
     for (let n = 2; n <= 6; n++) servers[0]!.middleware.to('quiet').send({ n });
-    await until(() => numbers(a).length >= 6 && numbers(b).length >= 6, 5000,
-      `read back after resubscribing: a ${numbers(a)}, b ${numbers(b)}`);
+    // On a timeout, the assertions below say what arrived.
+    await until(() => numbers(a).length >= 6 && numbers(b).length >= 6, 5000).catch(() => {});
     await delay(300);
     assert.deepEqual(numbers(a), range(1, 6));
     assert.deepEqual(numbers(b), range(1, 6));
@@ -108,8 +108,7 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
         send(3); // heard again once b's subscriber is back, maybe before the read-back ends
       }
     }
-    await until(() => members.every((m) => numbers(m).length >= n), 5000,
-      `all ${n}: ${members.map((m) => numbers(m).length)}`);
+    await until(() => members.every((m) => numbers(m).length >= n), 5000).catch(() => {});
     await delay(300);
     for (const m of members) assert.deepEqual(numbers(m), range(1, n));
     assert.deepEqual(errors.filter((e) => /not replayed/.test(e)), [], 'nothing reported lost');
