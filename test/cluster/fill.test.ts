@@ -2,9 +2,8 @@
 // process whose subscriber was cut off reads back what it missed
 // (src/redis/history.ts, "Filling what pub/sub dropped"). Two servers in
 // this process stand in for two processes, on a real redis-server; b's
-// subscriber connection is cut with `CLIENT KILL`, and the adapter waits
-// at least 50 ms before it reconnects, so broadcasts sent right after the
-// cut are missed by b's pub/sub. Every member must still get
+// subscriber connection is cut with `CLIENT KILL` just before a sends, so
+// b's pub/sub misses those broadcasts. Every member must still get
 // every broadcast once, in order. Without the read-back, the quiet room
 // ends at [1] and the busy one has a hole.
 import assert from 'node:assert/strict';
@@ -25,6 +24,7 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
   const servers: TestServer[] = [];
   const adapters: RedisAdapter[] = [];
   const errors: string[] = [];
+  let aClient: ReturnType<typeof createClient>;
   const got = new Map<Session, number[]>();
 
   before(async () => {
@@ -33,7 +33,12 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
     spy.on('error', () => {});
     await spy.connect();
     for (const nodeId of ['a', 'b']) {
-      const adapter = redisAdapter({ url: redis.url, heartbeatInterval: 200, nodeTimeout: 2000 });
+      // a publishes on a client of the test's own, so that the test can put
+      // the cut on the same connection, right before a's broadcasts.
+      const client = nodeId === 'a' ? (aClient = createClient({ url: redis.url })) : undefined;
+      const timers = { heartbeatInterval: 200, nodeTimeout: 2000 };
+      const adapter = client ? redisAdapter({ client, ...timers })
+        : redisAdapter({ url: redis.url, ...timers });
       adapters.push(adapter);
       const server = await startServer({ adapter, nodeId, recovery: { window: 60_000 } });
       server.middleware.on('error', (error) => errors.push((error as Error).message));
@@ -44,6 +49,7 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
   after(async () => {
     for (const server of servers) await server.close();
     for (const adapter of adapters) await adapter.close();
+    aClient.destroy();
     spy.destroy();
     await redis.stop();
   });
@@ -70,21 +76,26 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
   const numbers = (session: Session) => got.get(session)!;
   const range = (from: number, to: number) =>
     Array.from({ length: to - from + 1 }, (_, i) => from + i);
-  // Cuts b's subscriber (named `bc:sub:b`) and nothing else: a's keeps
-  // hearing, and a's broadcasts still go out through Redis.
-  const cut = async () => {
+  // Cuts b's subscriber (named `bc:sub:b`) and nothing else, then sends
+  // `count` broadcasts from a. b reconnects within a millisecond, so the
+  // cut goes on a's own connection, just before the broadcasts: Redis runs
+  // a connection's commands in order, and b cannot subscribe again before
+  // it has run them all. a keeps hearing; b misses every one.
+  const cutAndSend = async (room: string, count: number, next: () => number) => {
     const list = String(await spy.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub']));
     const id = /id=(\d+) [^\n]* name=bc:sub:b /.exec(list)?.[1];
     assert.ok(id, `b's subscriber is listed by name: ${list}`);
-    assert.equal(await spy.sendCommand(['CLIENT', 'KILL', 'ID', id]), 1);
+    const killed = aClient.sendCommand(['CLIENT', 'KILL', 'ID', id]);
+    for (let i = 0; i < count; i++) servers[0]!.middleware.to(room).send({ n: next() });
+    assert.equal(await killed, 1);
   };
 
   test('a quiet room: what went out while the subscriber was away arrives once, in order', async () => {
     const [a, b] = [await member(0, 'quiet'), await member(1, 'quiet')];
     servers[0]!.middleware.to('quiet').send({ n: 1 });
     await until(() => numbers(a).length === 1 && numbers(b).length === 1, 3000, 'the first');
-    await cut();
-    for (let n = 2; n <= 6; n++) servers[0]!.middleware.to('quiet').send({ n });
+    let n = 1;
+    await cutAndSend('quiet', 5, () => ++n);
     // On a timeout, the assertions below say what arrived.
     await until(() => numbers(a).length >= 6 && numbers(b).length >= 6, 5000).catch(() => {});
     await delay(300);
@@ -101,8 +112,7 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
     for (let round = 0; round < 2; round++) {
       send(10);
       await delay(100);
-      await cut();
-      send(10); // missed by b's pub/sub
+      await cutAndSend('busy', 10, () => ++n); // missed by b's pub/sub
       for (let i = 0; i < 10; i++) {
         await delay(20);
         send(3); // heard again once b's subscriber is back, maybe before the read-back ends
