@@ -481,6 +481,7 @@ export class History implements RecoveryStore {
   left(room: string): void {
     this.positions.delete(room);
     this.filling.delete(room);
+    this.readBack.delete(room);
   }
 
   // ## Filling what pub/sub dropped
@@ -506,6 +507,7 @@ export class History implements RecoveryStore {
   //
   // > **Note (memory):** broadcasts heard during a read wait in a list,
   // > for at most `timeout` (2 s by default), and only while a read runs.
+  // > A read brings back at most the room's `history` entries.
   /** A room broadcast heard at `position`: passes it on in offset order, filling any gap. */
   receive(room: string, position: Position, message: Broadcast): void {
     const waiting = this.filling.get(room);
@@ -513,6 +515,7 @@ export class History implements RecoveryStore {
       waiting.push({ position, message });
       return;
     }
+    if (this.alreadyRead(room, position)) return;
     const known = this.positions.get(room);
     if (known !== undefined && known.epoch === position.epoch &&
       position.offset > known.offset + 1) {
@@ -530,7 +533,23 @@ export class History implements RecoveryStore {
     }
   }
 
+  // Rooms being read, with what is heard meanwhile; and the offsets the
+  // last read of each room gave, `(after, upTo]`. A read can get ahead of
+  // pub/sub (the history is written before the broadcast is published),
+  // so some of those may still be heard, late: they are not given twice.
+  // Once a later offset is heard, pub/sub has nothing older left to bring.
   private readonly filling = new Map<string, Heard[]>();
+  private readonly readBack = new Map<string, { epoch: string; after: number; upTo: number }>();
+
+  private alreadyRead(room: string, position: Position): boolean {
+    const range = this.readBack.get(room);
+    if (range === undefined) return false;
+    if (range.epoch === position.epoch && position.offset <= range.upTo) {
+      return position.offset > range.after;
+    }
+    this.readBack.delete(room);
+    return false;
+  }
 
   private fill(room: string, from: Position, waiting: Heard[]): void {
     this.filling.set(room, waiting);
@@ -538,7 +557,14 @@ export class History implements RecoveryStore {
       if (this.filling.get(room) !== waiting) return;
       this.filling.delete(room);
       if (typeof found === 'string') this.host.missed(room, found);
-      else for (const { position, message } of found) this.passIfNewer(room, position, message);
+      else {
+        const first = found[0]?.position.offset ?? from.offset + 1;
+        const lost = first - from.offset - 1;
+        if (lost > 0) this.host.missed(room, `${lost} broadcast(s) no longer in its history`);
+        for (const { position, message } of found) this.passIfNewer(room, position, message);
+        const upTo = found.at(-1)?.position.offset;
+        if (upTo) this.readBack.set(room, { epoch: from.epoch, after: from.offset, upTo });
+      }
       // Anything still missing before the first broadcast that waited is
       // gone for good: say how much, and go on from there.
       const now = this.positions.get(room);
@@ -551,12 +577,7 @@ export class History implements RecoveryStore {
         }
         this.positions.set(room, { epoch: now.epoch, offset: next.offset - 1 });
       }
-      // Those heard during the read that it already gave are not given again.
-      for (const { position, message } of waiting) {
-        const given = position.epoch === from.epoch && position.offset > from.offset &&
-          position.offset <= (this.positions.get(room)?.offset ?? 0);
-        if (!given) this.receive(room, position, message);
-      }
+      for (const { position, message } of waiting) this.receive(room, position, message);
     });
   }
 

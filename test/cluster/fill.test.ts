@@ -40,7 +40,7 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
       const adapter = client ? redisAdapter({ client, ...timers })
         : redisAdapter({ url: redis.url, ...timers });
       adapters.push(adapter);
-      const server = await startServer({ adapter, nodeId, recovery: { window: 60_000 } });
+      const server = await startServer({ adapter, nodeId, recovery: { window: 60_000, history: 50 } });
       server.middleware.on('error', (error) => errors.push((error as Error).message));
       servers.push(server);
       await adapter.ready;
@@ -122,5 +122,24 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
     await delay(300);
     for (const m of members) assert.deepEqual(numbers(m), range(1, n));
     assert.deepEqual(errors.filter((e) => /not replayed/.test(e)), [], 'nothing reported lost');
+  });
+
+  // `history: 50` keeps at least the last 50 of a room; Redis trims in
+  // whole blocks (`MAXLEN ~`), so how many more it keeps depends on its
+  // block size. 300 missed broadcasts are well past any of that.
+  test('what the history no longer holds is reported, and the rest still arrives in order', async () => {
+    const [a, b] = [await member(0, 'long'), await member(1, 'long')];
+    servers[0]!.middleware.to('long').send({ n: 1 });
+    await until(() => numbers(a).length === 1 && numbers(b).length === 1, 3000, 'the first');
+    let n = 1;
+    await cutAndSend('long', 300, () => ++n);
+    await until(() => numbers(b).at(-1) === 301, 5000).catch(() => {});
+    await delay(300);
+    assert.deepEqual(numbers(a), range(1, 301), `a got ${numbers(a).length}`);
+    const kept = numbers(b)[1]!;
+    assert.ok(kept > 2 && kept <= 252, `the history kept from ${kept} on`);
+    assert.deepEqual(numbers(b), [1, ...range(kept, 301)], `b got ${numbers(b).join(',')}`);
+    const lost = new RegExp(`room long: .*not replayed \\(${kept - 2} broadcast\\(s\\) no longer in its history\\)`);
+    assert.ok(errors.some((e) => lost.test(e)), errors.join('\n'));
   });
 });
