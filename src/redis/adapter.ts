@@ -452,9 +452,16 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
   // comes back to every process, this one included, through pub/sub, in
   // offset order. A room Redis could not take it for gets it here only,
   // at once, as without history (and the loss is reported).
+  //
+  // Only the connection that writes must be up. If this process's
+  // subscriber is the one away, the broadcast still goes into the history
+  // and out to the other processes, and the members here get it when the
+  // subscriber is back and reads what it missed (`resume`): late, but
+  // once and in order, where delivering it here at once would leave every
+  // other process without it.
   private broadcastWithHistory(message: Broadcast): void {
     const rooms = message.rooms!;
-    if (!this.connected) {
+    if (!this.publisher.isReady) {
       this.deliver(message);
       return this.lost(1);
     }

@@ -76,15 +76,15 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
   const numbers = (session: Session) => got.get(session)!;
   const range = (from: number, to: number) =>
     Array.from({ length: to - from + 1 }, (_, i) => from + i);
-  // Cuts b's subscriber (named `bc:sub:b`) and nothing else, then sends
-  // `count` broadcasts from a. b reconnects within a millisecond, so the
-  // cut goes on a's own connection, just before the broadcasts: Redis runs
-  // a connection's commands in order, and b cannot subscribe again before
-  // it has run them all. a keeps hearing; b misses every one.
-  const cutAndSend = async (room: string, count: number, next: () => number) => {
+  // Cuts one subscriber (b's, named `bc:sub:b`, unless told otherwise),
+  // then sends `count` broadcasts from a. A subscriber reconnects within a
+  // millisecond, so the cut goes on a's own connection, just before the
+  // broadcasts: Redis runs a connection's commands in order, and the cut
+  // subscriber cannot subscribe again before it has run them all.
+  const cutAndSend = async (room: string, count: number, next: () => number, node = 'b') => {
     const list = String(await spy.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub']));
-    const id = /id=(\d+) [^\n]* name=bc:sub:b /.exec(list)?.[1];
-    assert.ok(id, `b's subscriber is listed by name: ${list}`);
+    const id = new RegExp(`id=(\\d+) [^\\n]* name=bc:sub:${node} `).exec(list)?.[1];
+    assert.ok(id, `${node}'s subscriber is listed by name: ${list}`);
     const killed = aClient.sendCommand(['CLIENT', 'KILL', 'ID', id]);
     for (let i = 0; i < count; i++) servers[0]!.middleware.to(room).send({ n: next() });
     assert.equal(await killed, 1);
@@ -122,6 +122,33 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
     await delay(300);
     for (const m of members) assert.deepEqual(numbers(m), range(1, n));
     assert.deepEqual(errors.filter((e) => /not replayed/.test(e)), [], 'nothing reported lost');
+  });
+
+  // The sender's own subscriber kept away (Redis refuses new connections
+  // while `maxclients` is full): a's broadcasts still go out to b at once,
+  // and a's own members get them once a is back and has read them.
+  test("the sender's own subscriber away: every member still gets each once, in order", async () => {
+    const [a, b] = [await member(0, 'own'), await member(1, 'own')];
+    const info = String(await spy.sendCommand(['INFO', 'clients']));
+    // Full once a's subscriber is gone: its reconnection is refused.
+    const clients = Number(/connected_clients:(\d+)/.exec(info)![1]);
+    await spy.sendCommand(['CONFIG', 'SET', 'maxclients', String(clients - 1)]);
+    try {
+      const list = String(await spy.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub']));
+      const id = /id=(\d+) [^\n]* name=bc:sub:a /.exec(list)![1]!;
+      await spy.sendCommand(['CLIENT', 'KILL', 'ID', id]);
+      await until(() => !adapters[0]!.connected, 2000, "a's subscriber gone");
+      for (let n = 1; n <= 5; n++) servers[0]!.middleware.to('own').send({ n });
+      await until(() => numbers(b).length >= 5, 3000).catch(() => {});
+      assert.deepEqual(numbers(b), range(1, 5), 'b gets them while a is away');
+      assert.deepEqual(numbers(a), [], 'a gets none yet');
+    } finally {
+      await spy.sendCommand(['CONFIG', 'SET', 'maxclients', '10000']);
+    }
+    await until(() => numbers(a).length >= 5, 5000).catch(() => {});
+    await delay(300);
+    assert.deepEqual(numbers(a), range(1, 5));
+    assert.deepEqual(numbers(b), range(1, 5));
   });
 
   // `history: 50` keeps at least the last 50 of a room; Redis trims in
