@@ -3,9 +3,9 @@
 // (src/redis/history.ts, "Filling what pub/sub dropped"). Two servers in
 // this process stand in for two processes, on a real redis-server; b's
 // subscriber connection is cut with `CLIENT KILL` just before a sends, so
-// b's pub/sub misses those broadcasts. Every member must still get
-// every broadcast once, in order. Without the read-back, the quiet room
-// ends at [1] and the busy one has a hole.
+// b's pub/sub misses those broadcasts; and the sender's own subscriber is
+// kept away with a full `maxclients`. Every member must still get every
+// broadcast once, in order. Without the read-back, all four tests fail.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
