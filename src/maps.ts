@@ -406,8 +406,8 @@ function jsonKeyName(index: number): string {
   return (JSON_KEY_NAMES[index] ??= `req${index}_JSON`);
 }
 
-// The value of the digits between `start` and `end` (1 to 15 of them, as
-// `integer` below takes), or -1.
+// The value of the digits between `start` and `end`, or -1 unless there
+// are 1 to 15 of them (so the value is exact), as `count` and `ofs` must be.
 function plainNumber(text: string, start: number, end: number): number {
   if (end <= start || end - start > 15) return -1;
   let value = 0;
@@ -542,8 +542,9 @@ export function parseHeaderBlock(block: string): Record<string, string> {
 
 // ## Small parsers
 function integer(text: string, name: string): number {
-  if (!/^\d{1,15}$/.test(text)) throw badBody(`${name} must be a non-negative integer`);
-  return Number(text);
+  const value = plainNumber(text, 0, text.length);
+  if (value === -1) throw badBody(`${name} must be a non-negative integer`);
+  return value;
 }
 
 // What failed to parse is named only when it fails: a label made per map

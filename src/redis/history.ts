@@ -556,26 +556,25 @@ export class History implements RecoveryStore {
     void this.readAfter(room, from).then((found) => {
       if (this.filling.get(room) !== waiting) return;
       this.filling.delete(room);
-      if (typeof found === 'string') this.host.missed(room, found);
-      else {
+      if (typeof found === 'string') {
+        // Nothing was read: what came before the first broadcast that
+        // waited is gone for good, and delivery goes on from there (it
+        // would otherwise start another read, and another).
+        this.host.missed(room, found);
+        const now = this.positions.get(room);
+        const next = waiting[0]?.position;
+        if (now !== undefined && next?.epoch === now.epoch && next.offset > now.offset + 1) {
+          this.positions.set(room, { epoch: now.epoch, offset: next.offset - 1 });
+        }
+      } else {
+        // The read reaches the newest broadcast, so only its start can
+        // fall short: by what the history has trimmed.
         const first = found[0]?.position.offset ?? from.offset + 1;
         const lost = first - from.offset - 1;
         if (lost > 0) this.host.missed(room, `${lost} broadcast(s) no longer in its history`);
         for (const { position, message } of found) this.passIfNewer(room, position, message);
         const upTo = found.at(-1)?.position.offset;
         if (upTo) this.readBack.set(room, { epoch: from.epoch, after: from.offset, upTo });
-      }
-      // Anything still missing before the first broadcast that waited is
-      // gone for good: say how much, and go on from there.
-      const now = this.positions.get(room);
-      const next = waiting[0]?.position;
-      if (now !== undefined && next !== undefined && next.epoch === now.epoch &&
-        next.offset > now.offset + 1) {
-        const count = next.offset - now.offset - 1;
-        if (typeof found !== 'string') {
-          this.host.missed(room, `${count} broadcast(s) no longer in its history`);
-        }
-        this.positions.set(room, { epoch: now.epoch, offset: next.offset - 1 });
       }
       for (const { position, message } of waiting) this.receive(room, position, message);
     });
@@ -600,14 +599,11 @@ export class History implements RecoveryStore {
         clearTimeout(timer);
         resolve(result);
       };
-      this.run(SINCE, this.roomKeys(room), [String(from.offset + 1)]).then((answer) => {
-        const [epoch, , entries] = answer as [string, string, Entry[]];
+      this.entriesAfter(room, from.offset).then(({ epoch, entries }) => {
         if (epoch !== from.epoch) return settle('its history was lost (new epoch)');
         const found: Heard[] = [];
-        for (const entry of entries) {
-          const message = decodeBroadcast(entry[1][1] ?? '');
-          const position = { epoch, offset: entryId(entry) };
-          if (message !== null) found.push({ position, message });
+        for (const { offset, message } of entries) {
+          if (message !== null) found.push({ position: { epoch, offset }, message });
         }
         settle(found);
       }).catch((error: unknown) => settle(`history not read: ${String(error)}`));
@@ -675,14 +671,31 @@ export class History implements RecoveryStore {
    * offset and JSON text, and where the room is now. Null when the room has no history.
    */
   async read(room: string, after = 0): Promise<RoomHistory | null> {
-    const answer = await this.run(SINCE, this.roomKeys(room), [String(after + 1)]);
-    const [epoch, offset, entries] = answer as [string, string, Entry[]];
+    const { epoch, offset, entries } = await this.entriesAfter(room, after);
     if (epoch === 'none') return null;
     const messages = entries.map((entry) => ({
-      offset: entryId(entry),
-      json: decodeBroadcast(entry[1][1] ?? '')?.json ?? 'null',
+      offset: entry.offset,
+      json: entry.message?.json ?? 'null',
     }));
-    return { epoch, offset: Number(offset), messages };
+    return { epoch, offset, messages };
+  }
+
+  // Every reader of a room's history (`read` above, the read-back of what
+  // pub/sub dropped, a takeover's replay) asks the same of `since`: the
+  // room's epoch (`none` when it has none), its latest offset, and each
+  // entry after `after`, oldest first, with its broadcast decoded (null
+  // for one that does not decode).
+  private async entriesAfter(room: string, after: number): Promise<RoomEntries> {
+    const answer = await this.run(SINCE, this.roomKeys(room), [String(after + 1)]);
+    const [epoch, offset = '0', entries = []] = answer as [string, string?, Entry[]?];
+    return {
+      epoch,
+      offset: Number(offset),
+      entries: entries.map((entry) => ({
+        offset: entryId(entry),
+        message: decodeBroadcast(entry[1][1] ?? ''),
+      })),
+    };
   }
 
   // ## Taking a session over
@@ -799,22 +812,27 @@ export class History implements RecoveryStore {
     const colon = saved.lastIndexOf(':');
     const epoch = saved.slice(0, colon);
     const offset = Number(saved.slice(colon + 1));
-    const answer = await this.run(SINCE, this.roomKeys(room), [String(offset + 1)]);
-    const [now, last, entries] = answer as [string, string, Entry[]];
-    if (now === 'none' || now !== epoch) return `history of room ${room} was lost (new epoch)`;
-    const first = entries.length > 0 ? entryId(entries[0]!) : Number(last) + 1;
+    const { epoch: now, offset: last, entries } = await this.entriesAfter(room, offset);
+    if (now !== epoch) return `history of room ${room} was lost (new epoch)`;
+    const first = entries[0]?.offset ?? last + 1;
     if (first !== offset + 1) {
       return `history of room ${room} no longer holds offset ${offset + 1}`;
     }
     const texts: string[] = [];
     let reached = offset;
-    for (const entry of entries) {
-      reached = entryId(entry);
-      const message = decodeBroadcast(entry[1][1] ?? '');
+    for (const { offset: at, message } of entries) {
+      reached = at;
       if (message !== null && reaches(message, room, session, oldId)) texts.push(message.json);
     }
     return { room, texts, position: { epoch, offset: reached } };
   }
+}
+
+// A room's history after some offset, as `since` answers (`entriesAfter`).
+interface RoomEntries {
+  readonly epoch: string;
+  readonly offset: number;
+  readonly entries: ReadonlyArray<{ readonly offset: number; readonly message: Broadcast | null }>;
 }
 
 // A room broadcast heard, waiting behind a read of its room's history.

@@ -76,16 +76,21 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
   const numbers = (session: Session) => got.get(session)!;
   const range = (from: number, to: number) =>
     Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  // The Redis client id of a process's subscriber, found by its name.
+  const subscriberId = async (node: string): Promise<string> => {
+    const list = String(await spy.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub']));
+    const id = new RegExp(`id=(\\d+) [^\\n]* name=bc:sub:${node} `).exec(list)?.[1];
+    assert.ok(id, `${node}'s subscriber is listed by name: ${list}`);
+    return id;
+  };
+
   // Cuts one subscriber (b's, named `bc:sub:b`, unless told otherwise),
   // then sends `count` broadcasts from a. A subscriber reconnects within a
   // millisecond, so the cut goes on a's own connection, just before the
   // broadcasts: Redis runs a connection's commands in order, and the cut
   // subscriber cannot subscribe again before it has run them all.
   const cutAndSend = async (room: string, count: number, next: () => number, node = 'b') => {
-    const list = String(await spy.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub']));
-    const id = new RegExp(`id=(\\d+) [^\\n]* name=bc:sub:${node} `).exec(list)?.[1];
-    assert.ok(id, `${node}'s subscriber is listed by name: ${list}`);
-    const killed = aClient.sendCommand(['CLIENT', 'KILL', 'ID', id]);
+    const killed = aClient.sendCommand(['CLIENT', 'KILL', 'ID', await subscriberId(node)]);
     for (let i = 0; i < count; i++) servers[0]!.middleware.to(room).send({ n: next() });
     assert.equal(await killed, 1);
   };
@@ -134,9 +139,7 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
     const clients = Number(/connected_clients:(\d+)/.exec(info)![1]);
     await spy.sendCommand(['CONFIG', 'SET', 'maxclients', String(clients - 1)]);
     try {
-      const list = String(await spy.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub']));
-      const id = /id=(\d+) [^\n]* name=bc:sub:a /.exec(list)![1]!;
-      await spy.sendCommand(['CLIENT', 'KILL', 'ID', id]);
+      await spy.sendCommand(['CLIENT', 'KILL', 'ID', await subscriberId('a')]);
       await until(() => !adapters[0]!.connected, 2000, "a's subscriber gone");
       for (let n = 1; n <= 5; n++) servers[0]!.middleware.to('own').send({ n });
       await until(() => numbers(b).length >= 5, 3000).catch(() => {});
