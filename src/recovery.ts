@@ -111,6 +111,12 @@ export interface RecoveryStore {
    * was taken over by another process. Rejects when nothing could be saved (Redis is down).
    */
   save(records: readonly SessionRecord[]): Promise<readonly boolean[]>;
+  /**
+   * Null when `session` can be saved now; otherwise a promise that settles, within the store's
+   * own bound, once it can (say, a room it joined has not yet learned where its history
+   * stands). The ledger saves the session then, with whatever changed meanwhile.
+   */
+  ready?(session: Session<unknown, unknown, object>): Promise<unknown> | null;
   /** A session ended: forget its state now, or (`keep`) let it expire after the window. */
   end(sessionId: string, keep: boolean): void;
   /**
@@ -261,6 +267,7 @@ export class Ledger {
     // For each record: whose it is, its newest array, and its save number.
     const handed: Array<{ session: AnySession; upTo: number; save: number }> = [];
     for (const session of this.marked) {
+      if (this.waiting(session)) continue;
       const record = this.recordOf(session);
       if (record === null) continue;
       records.push(record);
@@ -281,6 +288,16 @@ export class Ledger {
     const { timeout } = this.options;
     const timer = setTimeout(() => settle(null, `no answer in ${timeout} ms`), timeout).unref();
     this.store.save(records).then((results) => settle(results), (error) => settle(null, error));
+  }
+
+  // A session the store cannot save yet stays unsaved (its new arrays
+  // held, a forward answer waiting) and is marked again once it can be.
+  private waiting(session: AnySession): boolean {
+    const ready = session.state === 'closed' ? null : this.store.ready?.(session) ?? null;
+    if (ready === null) return false;
+    const again = (): void => this.mark(session);
+    ready.then(again, again);
+    return true;
   }
 
   private recordOf(session: AnySession): SessionRecord | null {

@@ -344,7 +344,9 @@ export class RedisAdapter extends MemoryAdapter implements Adapter {
       return pending === undefined ? Promise.resolve() : this.inTime(pending, room);
     }
     const positioned = (pending ?? Promise.resolve()).then(() => this.recovery.joined(room));
-    return this.inTime(positioned.catch((error: unknown) => this.outage(error)), room);
+    const joined = this.inTime(positioned.catch((error: unknown) => this.outage(error)), room);
+    this.recovery.reading(room, joined);
+    return joined;
   }
 
   // The bound on a join. Late work is not cancelled: it finishes when

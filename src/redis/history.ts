@@ -284,8 +284,10 @@ export class History implements RecoveryStore {
   private refreshTimer: NodeJS.Timeout | null = null;
   private liveIds: () => Iterable<string> = () => [];
 
-  // The rooms this process has members in, and how far it has heard each.
+  // The rooms this process has members in, and how far it has heard each;
+  // and the rooms whose first join here is still reading that position.
   private readonly positions = new Map<string, Position>();
+  private readonly reads = new Map<string, Promise<void>>();
   // Sessions being taken over: live room broadcasts wait here until the
   // replay is queued, and then pass only if newer than what was replayed.
   // The floors are how far each replayed room went, per session. Both are
@@ -452,6 +454,13 @@ export class History implements RecoveryStore {
   // position when a member joins (`joined`), and moves on with each
   // broadcast heard (`heard`).
   //
+  // Until a room's first join here has read its position, a member's save
+  // would carry the room without one, and a takeover of that save fails
+  // whole (`no saved position in room …`): a process killed a moment after
+  // a `join` lost the session's arrays, data and every other room with it.
+  // So the ledger asks `ready` before it saves a session, and one in such
+  // a room is saved once the read is back (at most `joinTimeout` later).
+  //
   // If the read at the join fails (Redis away), the room has no position
   // here until another member joins here; sessions saved meanwhile carry
   // none for it, and a takeover refuses them (`no saved position in room
@@ -475,6 +484,25 @@ export class History implements RecoveryStore {
     const answer = await this.run(POSITION, this.roomKeys(room), [newEpoch(), this.ttl]);
     const [epoch, offset] = answer as [string, string];
     if (!this.positions.has(room)) this.positions.set(room, { epoch, offset: Number(offset) });
+  }
+
+  /** The first join of `room` here is reading its position (`read`, bounded by the adapter). */
+  reading(room: string, read: Promise<void>): void {
+    if (this.positions.has(room)) return;
+    this.reads.set(room, read);
+    void read.then(() => {
+      if (this.reads.get(room) === read) this.reads.delete(room);
+    });
+  }
+
+  /** Null when `session` can be saved now, else when it can: see `RecoveryStore.ready`. */
+  ready(session: Session<unknown, unknown, object>): Promise<unknown> | null {
+    let waits: Promise<void>[] | null = null;
+    for (const room of session.rooms) {
+      const read = this.positions.has(room) ? undefined : this.reads.get(room);
+      if (read !== undefined) (waits ??= []).push(read);
+    }
+    return waits === null ? null : Promise.all(waits);
   }
 
   /** This process has no member left in `room`. */

@@ -32,6 +32,7 @@ const channel = browserChannel<{ k?: number }, unknown, Data>(
     if (!session.recovered) {
       session.data = { name: String(session.query.name ?? '?'), d: 0 };
       void session.join('feed');
+      if (typeof session.query.room === 'string') void session.join(session.query.room);
     }
     print(`connect ${session.data.name} ${session.id} ${session.recovered} ${session.previousId ?? '-'} ${session.recoveryFailure ?? '-'}`);
     ready.add(session);

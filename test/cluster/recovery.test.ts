@@ -79,6 +79,32 @@ function forward(node: TestNode, sid: string, rid: number, ofs: number, ks: numb
     [`count=${ks.length}`, `ofs=${ofs}`, ...maps].join('&'), FORM);
 }
 
+// The sessions' saves Redis ran, read off `MONITOR`: a line there is
+// `<time> [<db> <client>] "EVALSHA" "<sha>" "<numkeys>" "<key>"… "<arg>"…`,
+// each word quoted and escaped. A save's keys are two per session and its
+// arguments the TTL, then per session 11 fields and that many texts
+// (`saveArguments` in src/redis/history.ts); only saves fit that layout.
+interface SeenSave { sid: string; rooms: string[]; positions: Record<string, string> }
+
+function savesIn(line: string): SeenSave[] {
+  const words = [...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map(([, word]) => word!
+    .replace(/\\x([0-9a-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+    .replace(/\\(.)/g, '$1'));
+  if (words[0]?.toUpperCase() !== 'EVALSHA') return [];
+  const count = Number(words[2]);
+  const keys = words.slice(3, 3 + count);
+  const args = words.slice(4 + count);
+  const saves: SeenSave[] = [];
+  let at = 0;
+  for (let k = 0; k < keys.length; k += 2) {
+    if (at + 11 > args.length || !/^\d+$/.test(args[at + 2]!)) return [];
+    saves.push({ sid: keys[k]!.replace(/^bc:s:/, ''), rooms: JSON.parse(args[at + 7]!),
+      positions: JSON.parse(args[at + 8]!) });
+    at += 11 + Number(args[at + 2]);
+  }
+  return at === args.length ? saves : [];
+}
+
 describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip }, () => {
   let redis: TestRedis;
   let spy: ReturnType<typeof createClient>;
@@ -165,10 +191,40 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
     // four, starting at old map id 0.
     const body = ['count=4', 'ofs=0', ...[0, 1, 2, 3].map((k, index) =>
       `req${index}_JSON=${encodeURIComponent(JSON.stringify({ k }))}`)].join('&');
-    await create(b, `&name=raw2&OSID=${sid}&OAID=0&OMID=0`, body);
+    const { sid: next } = await create(b, `&name=raw2&OSID=${sid}&OAID=0&OMID=0`, body);
+    const line = await connectOf(nodes, next);
+    assert.deepEqual([line.recovered, line.failure], [true, null]);
     await until(() => delivered(nodes, 'raw2').length >= 4, 3000, 'maps delivered');
     await delay(200);
     assert.deepEqual(delivered(nodes, 'raw2'), [0, 1, 2, 3]);
+  });
+
+  // A room's first join on a process reads where the room's history
+  // stands, a round trip or two; saves made meanwhile (the handshake's,
+  // a forward's) once listed the room without a position, and a takeover
+  // of such a save failed whole. Now they wait for the read.
+  test('saves made while a first join is reading its position wait for it; the takeover recovers', async () => {
+    const watcher = spy.duplicate();
+    await watcher.connect();
+    const lines: string[] = [];
+    await watcher.monitor((line) => lines.push(String(line)));
+    try {
+      const [a, b] = [await start('a9'), await start('b9')];
+      const { sid } = await create(a, '&name=raw9&room=own9');
+      assert.equal((await forward(a, sid, 101, 0, [0, 1])).status, 200);
+      await a.kill9();
+      const saves = lines.flatMap(savesIn).filter((save) => save.sid === sid);
+      assert.ok(saves.length >= 2, `${saves.length} saves seen`);
+      for (const save of saves) {
+        assert.deepEqual([...save.rooms].sort(), ['feed', 'own9']);
+        assert.deepEqual(Object.keys(save.positions).sort(), ['feed', 'own9'], 'every room positioned');
+      }
+      const { sid: next } = await create(b, `&name=raw9&OSID=${sid}&OAID=0`);
+      const line = await connectOf(nodes, next);
+      assert.deepEqual([line.recovered, line.failure], [true, null]);
+    } finally {
+      watcher.destroy();
+    }
   });
 
   test('a takeover in the middle of a burst: what arrives live during the replay is not given twice', async () => {
