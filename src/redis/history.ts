@@ -478,12 +478,16 @@ export class History implements RecoveryStore {
     });
   }
 
+  // A room left by its last member here while its read was on its way
+  // (`left` drops the read) gets no position from it: one kept would be
+  // refreshed, with its keys in Redis, for as long as the process runs.
   /** A member joined `room`: learn where its history is, unless this process knows already. */
   async joined(room: string): Promise<void> {
     if (this.positions.has(room)) return;
     const answer = await this.run(POSITION, this.roomKeys(room), [newEpoch(), this.ttl]);
     const [epoch, offset] = answer as [string, string];
-    if (!this.positions.has(room)) this.positions.set(room, { epoch, offset: Number(offset) });
+    if (this.positions.has(room) || !this.reads.has(room)) return;
+    this.positions.set(room, { epoch, offset: Number(offset) });
   }
 
   /** The first join of `room` here is reading its position (`read`, bounded by the adapter). */
@@ -508,6 +512,7 @@ export class History implements RecoveryStore {
   /** This process has no member left in `room`. */
   left(room: string): void {
     this.positions.delete(room);
+    this.reads.delete(room);
     this.filling.delete(room);
     this.readBack.delete(room);
   }

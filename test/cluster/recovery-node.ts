@@ -11,6 +11,7 @@
 //   GET /direct?every=MS            every MS, each session here gets {d: data.d++}
 //   GET /quiet                      stops /direct
 //   GET /send?sid=ID&count=K        K direct sends {d: data.d++} to one session
+//   GET /churn?sid=ID&room=R        the session joins R and leaves it in the same tick
 //   GET /stats                      counters, recovery stats, Redis connection
 import http from 'node:http';
 import browserChannel, { type Session } from '../../src/index.ts';
@@ -82,6 +83,13 @@ const server = http.createServer((req, res) => {
     const session = [...ready].find((s) => s.id === url.searchParams.get('sid'));
     for (let i = 0; session && i < number('count', 1); i++) session.send({ d: session.data.d++ });
     return reply(session ? 'sent' : 'unknown');
+  }
+  if (url.pathname === '/churn') {
+    const session = [...ready].find((s) => s.id === url.searchParams.get('sid'));
+    const room = url.searchParams.get('room') ?? 'churn';
+    void session?.join(room);
+    void session?.leave(room);
+    return reply(session ? 'churned' : 'unknown');
   }
   if (url.pathname === '/stats') {
     return reply({ node: nodeId, sessions: channel.sessionCount, stats: channel.stats(), errors, connected: adapter.connected });

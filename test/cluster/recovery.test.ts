@@ -274,6 +274,27 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
     assert.equal(stats.stats.recovery.failed['no saved state'], 1);
   });
 
+  // A join and a leave in the same tick: the room's position comes back
+  // from Redis after its last member here left. Kept, it was refreshed
+  // with the room's keys for as long as the process lived.
+  test('a room joined and left at once keeps no position: its keys expire with the window', async () => {
+    const a = await start('a10', { RECOVERY_WINDOW: '1500' });
+    const { sid } = await create(a, '&name=raw10');
+    assert.equal(await a.get(`/churn?sid=${sid}&room=brief`), 'churned');
+    let made = false;
+    const check = setInterval(() => void spy.exists('bc:h:brief:m').then((n) => (made ||= n === 1)), 20);
+    try {
+      await until(() => made, 3000, 'the read made the room\'s keys');
+    } finally {
+      clearInterval(check);
+    }
+    // Keys live 2.5 s (window + one refresh period); the session's own
+    // keep being refreshed meanwhile.
+    await delay(4000);
+    assert.equal(await spy.exists('bc:h:brief:m'), 0, 'the room was refreshed');
+    assert.equal(await spy.exists(`bc:s:${sid}:m`), 1, 'the session is still kept');
+  });
+
   test('Redis flushed: recovered is false with the reason, never a partial replay', async () => {
     const [a, b] = [await start('a4'), await start('b4')];
     const { sid } = await create(a, '&name=raw4');
