@@ -156,6 +156,8 @@ export class SessionLedger {
   skipMaps = 0;
   /** The last `session.data` JSON saved. */
   dataJson: string | null = null;
+  /** When the store first said this session could not be saved yet (0: it can). */
+  waitingSince = 0;
   /** Saves of this session handed to the store so far. */
   saves = 0;
   /** Waiting for a save: each for the one numbered `save` (or a later one) to answer. */
@@ -291,11 +293,24 @@ export class Ledger {
   }
 
   // A session the store cannot save yet stays unsaved (its new arrays
-  // held, a forward answer waiting) and is marked again once it can be.
+  // held, a forward answer waiting) and is marked again once it can be,
+  // or once it has waited `timeout`: then it is saved as it stands, as a
+  // hung store's saves are given up on, so nothing waits longer.
   private waiting(session: AnySession): boolean {
-    const ready = session.state === 'closed' ? null : this.store.ready?.(session) ?? null;
-    if (ready === null) return false;
+    const ledger = session.recovery;
+    if (ledger === null || session.state === 'closed') return false;
+    const ready = this.store.ready?.(session) ?? null;
+    const { timeout } = this.options;
+    const now = Date.now();
+    if (ready === null || (ledger.waitingSince > 0 && now - ledger.waitingSince >= timeout)) {
+      ledger.waitingSince = 0;
+      return false;
+    }
     const again = (): void => this.mark(session);
+    if (ledger.waitingSince === 0) {
+      ledger.waitingSince = now;
+      setTimeout(again, timeout).unref();
+    }
     ready.then(again, again);
     return true;
   }

@@ -459,7 +459,8 @@ export class History implements RecoveryStore {
   // whole (`no saved position in room …`): a process killed a moment after
   // a `join` lost the session's arrays, data and every other room with it.
   // So the ledger asks `ready` before it saves a session, and one in such
-  // a room is saved once the read is back (at most `joinTimeout` later).
+  // a room is saved once the read is back (or after the `timeout` option,
+  // without the position, if Redis is that slow).
   //
   // If the read at the join fails (Redis away), the room has no position
   // here until another member joins here; sessions saved meanwhile carry

@@ -278,8 +278,8 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
   // from Redis after its last member here left. Kept, it was refreshed
   // with the room's keys for as long as the process lived.
   test('a room joined and left at once keeps no position: its keys expire with the window', async () => {
-    const a = await start('a10', { RECOVERY_WINDOW: '1500' });
-    const { sid } = await create(a, '&name=raw10');
+    const a = await start('a13', { RECOVERY_WINDOW: '1500' });
+    const { sid } = await create(a, '&name=raw13');
     assert.equal(await a.get(`/churn?sid=${sid}&room=brief`), 'churned');
     let made = false;
     const check = setInterval(() => void spy.exists('bc:h:brief:m').then((n) => (made ||= n === 1)), 20);
@@ -367,6 +367,22 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
     // (The handshake, array 0, is trimmed: the poll's AID=0 acknowledged it.)
     assert.deepEqual((saved ?? []).map((entry) => JSON.parse(entry.message.j!)), [{ d: 0 }]);
     assert.deepEqual(delivered(nodes, 'raw10'), [1]);
+  });
+
+  // The first session on a process joins "feed", whose position read then
+  // hangs with Redis (until `joinTimeout`, 2 s here). Its first save waits
+  // for that read no longer than `timeout`, and the save itself as long.
+  test('Redis hangs during a first join: the handshake waits no longer than the timeout, twice', async () => {
+    const a = await start('a14', { RECOVERY_TIMEOUT: '300' });
+    const hung = redis.hang(3000);
+    const began = Date.now();
+    const { sid } = await create(a, '&name=raw14');
+    const waited = Date.now() - began;
+    assert.ok(waited >= 300 && waited < 1500, `the handshake was answered after ${waited} ms`);
+    await hung;
+    await a.get(`/send?sid=${sid}&count=1`);
+    const got = (await poll(a, sid, 0)).map(([, data]) => data).filter(notNoop);
+    assert.deepEqual(got, [{ d: 0 }], 'the session works once Redis is back');
   });
 
   test('Redis hangs during a takeover: the client starts fresh after the timeout, and nothing is replayed later', async () => {
