@@ -213,8 +213,9 @@ describe('recovery, one thing at a time (raw HTTP, real Redis, kill -9)', { skip
       const { sid } = await create(a, '&name=raw9&room=own9');
       assert.equal((await forward(a, sid, 101, 0, [0, 1])).status, 200);
       await a.kill9();
-      const saves = lines.flatMap(savesIn).filter((save) => save.sid === sid);
-      assert.ok(saves.length >= 2, `${saves.length} saves seen`);
+      const savesOf = () => lines.flatMap(savesIn).filter((save) => save.sid === sid);
+      await until(() => savesOf().length >= 2, 2000, 'the handshake\'s save and the forward\'s');
+      const saves = savesOf();
       for (const save of saves) {
         assert.deepEqual([...save.rooms].sort(), ['feed', 'own9']);
         assert.deepEqual(Object.keys(save.positions).sort(), ['feed', 'own9'], 'every room positioned');
