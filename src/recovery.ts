@@ -300,9 +300,13 @@ export class Ledger {
     const ledger = session.recovery;
     if (ledger === null || session.state === 'closed') return false;
     const ready = this.store.ready?.(session) ?? null;
+    if (ready === null) {
+      ledger.waitingSince = 0;
+      return false;
+    }
     const { timeout } = this.options;
     const now = Date.now();
-    if (ready === null || (ledger.waitingSince > 0 && now - ledger.waitingSince >= timeout)) {
+    if (ledger.waitingSince > 0 && now - ledger.waitingSince >= timeout) {
       ledger.waitingSince = 0;
       return false;
     }

@@ -28,9 +28,8 @@
 // a list of the live processes, kept by heartbeats; `sessionIds()`
 // answered by every process; and the relay (`relay.ts`), which carries a
 // request that reached the wrong process to the session's owner. With
-// the server's `recovery` option it also serves as the store, `History`
-// (`history.ts`), and room broadcasts then take a path of their own,
-// through each room's history (see "Broadcasting" below).
+// `recovery` on, the same `History` that numbers room broadcasts is also
+// the server's store of sessions (see "Broadcasting" below).
 /** The Redis adapter: rooms, broadcasts, presence and relaying across processes. @module */
 // Values come from the package's public entry only, so that the CommonJS
 // build of this entry shares the core's classes instead of copying them.

@@ -457,7 +457,7 @@ export class History implements RecoveryStore {
   // Until a room's first join here has read its position, a member's save
   // would carry the room without one, and a takeover of that save fails
   // whole (`no saved position in room …`): a process killed a moment after
-  // a `join` lost the session's arrays, data and every other room with it.
+  // a `join` would lose the session's arrays, data and every other room.
   // So the ledger asks `ready` before it saves a session, and one in such
   // a room is saved once the read is back (or after the `timeout` option,
   // without the position, if Redis is that slow).
@@ -502,6 +502,7 @@ export class History implements RecoveryStore {
 
   /** Null when `session` can be saved now, else when it can: see `RecoveryStore.ready`. */
   ready(session: Session<unknown, unknown, object>): Promise<unknown> | null {
+    if (this.reads.size === 0) return null;
     let waits: Promise<void>[] | null = null;
     for (const room of session.rooms) {
       const read = this.positions.has(room) ? undefined : this.reads.get(room);

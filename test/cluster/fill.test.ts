@@ -84,6 +84,14 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
     return id;
   };
 
+  // Members of `room` on a and on b that both have broadcast 1.
+  const twoWithFirst = async (room: string): Promise<[Session, Session]> => {
+    const [a, b] = [await member(0, room), await member(1, room)];
+    servers[0]!.middleware.to(room).send({ n: 1 });
+    await until(() => numbers(a).length === 1 && numbers(b).length === 1, 3000, 'the first');
+    return [a, b];
+  };
+
   // Cuts one subscriber (b's, named `bc:sub:b`, unless told otherwise),
   // then sends `count` broadcasts from a. A subscriber reconnects within a
   // millisecond, so the cut goes on a's own connection, just before the
@@ -96,9 +104,7 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
   };
 
   test('a quiet room: what went out while the subscriber was away arrives once, in order', async () => {
-    const [a, b] = [await member(0, 'quiet'), await member(1, 'quiet')];
-    servers[0]!.middleware.to('quiet').send({ n: 1 });
-    await until(() => numbers(a).length === 1 && numbers(b).length === 1, 3000, 'the first');
+    const [a, b] = await twoWithFirst('quiet');
     let n = 1;
     await cutAndSend('quiet', 5, () => ++n);
     // On a timeout, the assertions below say what arrived.
@@ -158,9 +164,7 @@ describe('room broadcasts a cut-off subscriber missed are read back from the his
   // whole blocks (`MAXLEN ~`), so how many more it keeps depends on its
   // block size. 300 missed broadcasts are well past any of that.
   test('what the history no longer holds is reported, and the rest still arrives in order', async () => {
-    const [a, b] = [await member(0, 'long'), await member(1, 'long')];
-    servers[0]!.middleware.to('long').send({ n: 1 });
-    await until(() => numbers(a).length === 1 && numbers(b).length === 1, 3000, 'the first');
+    const [a, b] = await twoWithFirst('long');
     let n = 1;
     await cutAndSend('long', 300, () => ++n);
     await until(() => numbers(b).at(-1) === 301, 5000).catch(() => {});
