@@ -60,7 +60,10 @@ const REGISTER = 'context.sessions.set(session.id, session);';
 const VARIANTS = {
   ours: [],
   'no idle queue': NO_IDLE,
-  'registry of ids': [...NO_IDLE, ['handler.js', REGISTER, 'context.sessions.set(session.id, true);']],
+  'registry of ids': [
+    ...NO_IDLE,
+    ['handler.js', REGISTER, 'context.sessions.set(session.id, true);'],
+  ],
   'nothing kept': [...NO_IDLE, ['handler.js', REGISTER, 'void 0;']],
 };
 
@@ -69,7 +72,9 @@ function build(edits, folder) {
   for (const [file, from, to] of edits) {
     const path = join(folder, file);
     const text = readFileSync(path, 'utf8');
-    if (!text.includes(from)) throw new Error(`bench/retention: ${file} no longer contains ${from}`);
+    if (!text.includes(from)) {
+      throw new Error(`bench/retention: ${file} no longer contains ${from}`);
+    }
     writeFileSync(path, text.replaceAll(from, to));
   }
   return folder;
