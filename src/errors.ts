@@ -46,6 +46,7 @@ export type ProtocolErrorCode =
   | 'NOT_FOUND'
   | 'FORBIDDEN'
   | 'TOO_MANY_SESSIONS'
+  | 'TOO_MANY_CLIENT_SESSIONS'
   | 'LIMIT_EXCEEDED'
   | 'TIMEOUT'
   | 'REFUSED'

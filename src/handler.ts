@@ -38,6 +38,7 @@ import {
 import { type BodyTimeouts, readBatch } from './body.ts';
 import type { ForwardBatch } from './maps.ts';
 import { type ResolvedOptions, isHostname } from './options.ts';
+import type { ClientCounts } from './per-client.ts';
 import { type AnySession, Session, type SessionHost } from './session.ts';
 import type { Refusal } from './observe.ts';
 import { newSessionId } from './session-id.ts';
@@ -88,6 +89,8 @@ export interface HandlerContext {
   readonly opened: (session: AnySession) => void;
   /** Tells the app about a request answered with an error (`channel.on('refused')`). */
   readonly refused: (refusal: Refusal) => void;
+  /** Live sessions per client, when `maxSessionsPerClient` is set (`per-client.ts`). */
+  readonly clients: ClientCounts | null;
 }
 
 /** A connect-style `next` callback. */
@@ -341,7 +344,7 @@ async function create(
   query: Query,
 ): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
-  checkCapacity(context);
+  checkCapacity(context, req, query);
   const { batch, bytes } = await readBatch(req, context.options, context.bodyTimeouts);
   context.host.observer.bytesIn += bytes;
   const headers = sessionHeaders(context, req, query, batch);
@@ -366,7 +369,7 @@ async function fastHandshake(
   query: Query,
 ): Promise<void> {
   const requestId = integerParam(query.RID, 'RID');
-  checkCapacity(context);
+  checkCapacity(context, req, query);
   const limits = {
     maxMaps: context.options.maxMapsPerRequest,
     maxKeys: context.options.maxKeysPerMap,
@@ -388,20 +391,28 @@ async function fastHandshake(
   res.flushHeaders?.();
 }
 
-// `maxSessions` is checked before the body is read, so a full server
-// spends nothing on a create it will refuse. `503` with `Retry-After`
-// tells a client (and any proxy) the refusal is temporary; a server that
-// is shutting down says the same, so the client's retry, or the load
-// balancer, finds another process.
-function checkCapacity(context: HandlerContext): void {
+// `maxSessions` and `maxSessionsPerClient` are checked before the body is
+// read, so a full server spends nothing on a create it will refuse. `503`
+// with `Retry-After` tells a client (and any proxy) the refusal is
+// temporary; a server that is shutting down says the same, so the
+// client's retry, or the load balancer, finds another process. A client
+// over its own limit gets `429` (`per-client.ts`).
+function checkCapacity(context: HandlerContext, req: IncomingMessage, query: Query): void {
   if (context.gate.draining) {
     throw new ProtocolError(503, 'SHUTTING_DOWN', 'Server shutting down', { 'Retry-After': '1' });
   }
   const { maxSessions } = context.options;
-  if (context.sessions.size < maxSessions) return;
-  throw new ProtocolError(503, 'TOO_MANY_SESSIONS', `Server full (maxSessions ${maxSessions})`, {
-    'Retry-After': '5',
-  });
+  if (context.sessions.size >= maxSessions) {
+    throw new ProtocolError(503, 'TOO_MANY_SESSIONS', `Server full (maxSessions ${maxSessions})`, {
+      'Retry-After': '5',
+    });
+  }
+  context.clients?.check(req, replaced(context, query));
+}
+
+// The live session a create replaces (`OSID`), if it is here.
+function replaced(context: HandlerContext, query: Query): AnySession | undefined {
+  return query.OSID === undefined ? undefined : context.sessions.get(query.OSID);
 }
 
 // ### Admission
@@ -425,7 +436,7 @@ function admit(
     address: req.socket?.remoteAddress ?? '',
     webChannel: isWebChannel(query, req),
   };
-  return checkAllowed(allow, req, info).then(() => checkCapacity(context));
+  return checkAllowed(allow, req, info).then(() => checkCapacity(context, req, query));
 }
 
 // A WebChannel client may send headers inside the request (see
@@ -442,7 +453,10 @@ function sessionHeaders(
 }
 
 // A session is started in the same turn unless it takes over an old one
-// from the recovery store, which is the one wait here.
+// from the recovery store, which is the one wait here. Its client's
+// count goes up in the same turn as the last check of it, so creates of
+// one client that were in flight together cannot all slip under the
+// limit; it goes down when the session closes, wherever that happens.
 function startSession(
   context: HandlerContext,
   req: IncomingMessage,
@@ -453,7 +467,9 @@ function startSession(
   bytes: number,
 ): AnySession | Promise<AnySession> {
   const closings = context.gate.closings;
+  const client = context.clients?.check(req, replaced(context, query));
   const session = newSession(context, req, query, headers, requestId);
+  if (client !== undefined) context.clients!.add(session, client);
   const { ledger } = context.host;
   if (ledger !== null && recordable(session)) ledger.track(session, new SessionLedger());
   const reconnect = session.recovery === null ? null : reconnectOf(query);

@@ -43,6 +43,7 @@ import { type ChannelStats, Observer, type Refusal } from './observe.ts';
 import type { AnySession, Session, SessionHost } from './session.ts';
 import type { Downlink } from './backchannel.ts';
 import { Ledger } from './recovery.ts';
+import { ClientCounts, clientAddress } from './per-client.ts';
 
 export { Session } from './session.ts';
 export type { SessionState, SendCallback, SessionEvents } from './session.ts';
@@ -58,6 +59,7 @@ export { BroadcastTarget } from './broadcast.ts';
 export type { Exclusion } from './broadcast.ts';
 export type { ChannelStats, Refusal } from './observe.ts';
 export { sessionStream, type SessionStreamOptions } from './stream.ts';
+export { addressKey, clientAddress } from './per-client.ts';
 export type {
   RecoveryOptions, RecoveryStore, SessionRecord, SavedSession,
 } from './recovery.ts';
@@ -225,7 +227,11 @@ export function browserChannel(
   // of idle countdowns (`deadlines.ts`) whose one `unref`ed timer stands
   // in for a timer per session. Bodies being read get a queue of their
   // own, for `bodyTimeout`. `close()` stops both, so nothing of ours is
-  // left ticking.
+  // left ticking. With `maxSessionsPerClient`, each client's count of live
+  // sessions (`per-client.ts`) goes down in `forget`, when a session ends.
+  const clients = options.maxSessionsPerClient === Infinity
+    ? null
+    : new ClientCounts(options.maxSessionsPerClient, options.clientKey ?? clientAddress);
   const host: SessionHost = {
     limits: options,
     keepAliveInterval: options.keepAliveInterval,
@@ -237,6 +243,7 @@ export function browserChannel(
     ledger: null,
     forget: (session, reason) => {
       sessions.delete(session.id);
+      clients?.remove(session);
       observer.closedWith(session, reason);
       if (session.recovery !== null) ledger?.end(session, keepsState(reason, gate.stopping));
     },
@@ -257,6 +264,7 @@ export function browserChannel(
       observer.refusedWith(refusal);
       emit('refused', refusal);
     },
+    clients,
   });
   adapter.attach({
     nodeId: nodeName,

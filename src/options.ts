@@ -72,6 +72,16 @@ export interface BrowserChannelOptions {
   maxBufferedArrays?: number;
   /** Most live sessions; a create past it gets `503` with `Retry-After`. Default unlimited. */
   maxSessions?: number;
+  /**
+   * Most live sessions one client may hold (see `per-client.ts`); a create past it gets `429`
+   * with `Retry-After`. Default unlimited.
+   */
+  maxSessionsPerClient?: number;
+  /**
+   * Who a creating request is from, for `maxSessionsPerClient`. Default: the connection's
+   * address, IPv6 by its `/64` prefix. Behind a proxy, read what the proxy says.
+   */
+  clientKey?: ((req: IncomingMessage) => string) | null;
   /** Milliseconds a forward-channel body may take to arrive. Default 30000; slower gets `408`. */
   bodyTimeout?: number;
   /** Names this process in session ids (`<nodeId>.<random>`), for routing. Default none. */
@@ -126,6 +136,10 @@ export interface ResolvedOptions {
   readonly maxBufferedArrays: number;
   /** Most live sessions (Infinity when unlimited). */
   readonly maxSessions: number;
+  /** Most live sessions per client (Infinity when unlimited). */
+  readonly maxSessionsPerClient: number;
+  /** The app's way of naming a request's client, or null for the connection's address. */
+  readonly clientKey: ((req: IncomingMessage) => string) | null;
   /** Body arrival deadline in milliseconds. */
   readonly bodyTimeout: number;
   /** This process's routing name, or null. */
@@ -197,6 +211,10 @@ const CHECKERS: Record<keyof BrowserChannelOptions, Checker> = {
   maxBufferedArrays: (name, value) => count(name, value ?? DEFAULTS.maxBufferedArrays),
   maxSessions: (name, value) =>
     value === undefined || value === Infinity ? Infinity : count(name, value),
+  maxSessionsPerClient: (name, value) =>
+    value === undefined || value === Infinity ? Infinity : count(name, value),
+  clientKey: (name, value) =>
+    oneOf(name, value ?? null, ['function'], 'a function (req) => string'),
   bodyTimeout: (name, value) => timer(name, value ?? DEFAULTS.bodyTimeout),
   nodeId: (name, value) => checkNodeId(value ?? null),
   httpHeadersOverwriteParam: (name, value) =>
