@@ -105,6 +105,48 @@ describe('request deadlines', () => {
   });
 });
 
+describe('Retry-After', () => {
+  // A full server (503) or one done with this client for a while (429)
+  // says how long to wait; the socket's own backoff here is 20 ms.
+  for (const status of [429, 503]) {
+    test(`${status} with Retry-After: 1 to a create: the socket waits that long to reconnect`, async () => {
+      const server = await gatedServer();
+      const at: number[] = [];
+      server.gate = (req, res) => {
+        if (!isCreate(req)) return 'pass';
+        at.push(Date.now());
+        if (at.length > 1) return 'pass';
+        res.writeHead(status, 'Not now', { 'Content-Type': 'text/html', 'Retry-After': '1' });
+        res.end('<h1>Not now</h1>');
+        return 'done';
+      };
+      const client = connect(server.url, { reconnect: true, reconnectTime: 20 });
+      await until(() => client.socket.readyState === BCSocket.OPEN, 5000, 'open after the wait');
+      assert.equal(at.length, 2);
+      assert.ok(at[1]! - at[0]! >= 950, `reconnected after ${at[1]! - at[0]!} ms`);
+      assert.deepEqual(client.events.slice(0, 3), ['connecting:0',
+        `error:Request failed with status ${status} (Not now)`,
+        `close:Request failed with status ${status} (Not now)`]);
+      client.socket.close();
+      await server.close();
+    });
+  }
+
+  test('the real server\'s 429 (maxSessionsPerClient) carries it too', async () => {
+    const server = await gatedServer({ maxSessionsPerClient: 1 });
+    const first = connect(server.url);
+    await until(() => first.socket.readyState === BCSocket.OPEN, 5000, 'the first open');
+    const second = connect(server.url, { reconnect: true, reconnectTime: 20 });
+    await until(() => second.events.some((e) => e.startsWith('close')), 5000, 'refused');
+    assert.match(second.events.join(), /status 429 \(Too many sessions for this client/);
+    first.socket.close();
+    await delay(600);
+    assert.equal(second.socket.readyState, BCSocket.CLOSED, 'still waiting out Retry-After: 5');
+    second.socket.close();
+    await server.close();
+  });
+});
+
 describe('onconnecting', () => {
   test('fires for the first session (to a handler set after new) and before each reconnect', async () => {
     const server = await gatedServer();

@@ -25,7 +25,7 @@ import { type ClientMap, randomToken } from './wire.ts';
 // ## Options
 /** Options of a BCSocket; all optional. */
 export interface BCSocketOptions {
-  /** Reconnect after failures, with exponential backoff. Default false. */
+  /** Reconnect after failures, after a backoff or the server's `Retry-After`. Default false. */
   reconnect?: boolean;
   /** First reconnect delay in ms (it doubles, up to 30 s). Default 1000. */
   reconnectTime?: number;
@@ -77,7 +77,8 @@ const CLOSED = 3;
 // deliberate; `refused` is an answer that would be the same next time (a
 // `401` or `403` to the create request, a `413` for a body over the
 // server's `maxBodyBytes`). A vanished session is retried at once, a
-// failure after a pause.
+// failure after a pause: the backoff, or the server's `Retry-After` when
+// that is longer (a full server says 5 s, one shutting down 1 s).
 const FINAL: ReadonlySet<EndKind> = new Set(['local', 'stop', 'closed', 'refused']);
 const NOTHING_CARRIED: CarriedMaps = { firstId: null, maps: [] };
 
@@ -244,7 +245,7 @@ export class BCSocket {
       {
         opened: () => this.opened(channel),
         array: (data) => this.fire('message', { data } satisfies BCMessageEvent),
-        ended: (kind, message) => this.ended(channel, kind, message),
+        ended: (kind, message, retryAfterMs) => this.ended(channel, kind, message, retryAfterMs),
       },
     );
     this.channel = channel;
@@ -265,7 +266,7 @@ export class BCSocket {
   // unacknowledged maps, report the reason, and decide whether another
   // session follows. The maps go to the next session, or, when none
   // follows, to the `close` listeners, so none is dropped unseen.
-  private ended(channel: Channel, kind: EndKind, message: string): void {
+  private ended(channel: Channel, kind: EndKind, message: string, retryAfterMs = 0): void {
     const dropped = this.carry(channel);
     this.channel = null;
     if (kind !== 'local') this.fire('error', message);
@@ -277,7 +278,7 @@ export class BCSocket {
     if (!again) return this.closed(message, [...refused, ...this.takeCarried()]);
     // The timer is set before `close` fires, so that a listener calling
     // `close()` cancels the reconnect (and is handed the carried maps).
-    const delay = kind === 'unknown-session' ? 0 : this.backoff();
+    const delay = kind === 'unknown-session' ? 0 : Math.max(this.backoff(), retryAfterMs);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       this.connect();

@@ -75,8 +75,11 @@ export interface ChannelEvents {
   opened(): void;
   /** One array of app data arrived. */
   array(data: unknown): void;
-  /** The channel is over; it calls this exactly once. */
-  ended(kind: EndKind, message: string): void;
+  /**
+   * The channel is over; it calls this exactly once. `retryAfterMs`: how long the server asked
+   * to wait before trying again (`Retry-After`), or 0.
+   */
+  ended(kind: EndKind, message: string, retryAfterMs: number): void;
 }
 
 // ## Failure kinds
@@ -97,14 +100,30 @@ export interface ChannelEvents {
 // The reason names the status and, when the server gave one, its reason
 // phrase: `Request refused with status 413 (Body larger than 1048576
 // bytes (maxBodyBytes))`.
+//
+// A server that is full, shutting down, or done with this client for a
+// while (`503`, `429`) says how long to wait in `Retry-After`, in
+// seconds; the socket waits at least that long before it reconnects.
+//
+// ```http
+// HTTP/1.1 429 Too many sessions for this client (maxSessionsPerClient 20)
+// Retry-After: 5
+// ```
 class Ended extends Error {
   constructor(
     readonly kind: EndKind,
     message: string,
     readonly status = 0,
+    readonly retryAfterMs = 0,
   ) {
     super(message);
   }
+}
+
+// Whole seconds only (the form our server sends), at most five minutes.
+function retryAfterMs(header: string | null): number {
+  if (header === null || !/^\d{1,6}$/.test(header.trim())) return 0;
+  return Math.min(300, Number(header.trim())) * 1000;
 }
 
 async function check(response: Response, creating = false): Promise<Response> {
@@ -116,7 +135,8 @@ async function check(response: Response, creating = false): Promise<Response> {
   const reason = statusText ? ` (${statusText})` : '';
   const final = status === 413 || (creating && (status === 401 || status === 403));
   if (final) throw new Ended('refused', `Request refused with status ${status}${reason}`, status);
-  throw new Ended('failed', `Request failed with status ${status}${reason}`, status);
+  const wait = retryAfterMs(response.headers.get('retry-after'));
+  throw new Ended('failed', `Request failed with status ${status}${reason}`, status, wait);
 }
 
 // ## Timing and sizes
@@ -220,7 +240,7 @@ export class Channel {
       void this.flushForward();
       await this.backChannelLoop();
     } catch (error) {
-      if (error instanceof Ended) this.end(error.kind, error.message);
+      if (error instanceof Ended) this.end(error.kind, error.message, error.retryAfterMs);
       else this.end('network', 'General network error');
     }
   }
@@ -438,12 +458,12 @@ export class Channel {
     this.end('local', 'Closed');
   }
 
-  private end(kind: EndKind, message: string): void {
+  private end(kind: EndKind, message: string, retryAfterMs = 0): void {
     if (this.over) return;
     this.over = true;
     for (const controller of this.aborts) controller.abort();
     this.aborts.clear();
-    this.events.ended(kind, message);
+    this.events.ended(kind, message, retryAfterMs);
   }
 
   // A request that failed on the network (or was cut by the watchdog) is
@@ -451,7 +471,9 @@ export class Channel {
   // answer (`Unknown SID`, a bad status) ends the channel at once.
   private async mayRetry(error: unknown, attempt: number): Promise<boolean> {
     if (this.over) return false;
-    if (error instanceof Ended) return (this.end(error.kind, error.message), false);
+    if (error instanceof Ended) {
+      return (this.end(error.kind, error.message, error.retryAfterMs), false);
+    }
     if (this.options.failFast || attempt >= RETRIES)
       return (this.end('network', 'General network error'), false);
     await sleep(retryDelay(attempt));
