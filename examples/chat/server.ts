@@ -88,6 +88,9 @@ export function createChatServer(options: BrowserChannelOptions = {}) {
   const seenIds = new Set<string>();
   const channel = browserChannel<In, Out, Member>({
     base: '/channel',
+    // One browser holds a session per open tab; a script looping on the
+    // create request would hold one per request until they time out.
+    maxSessionsPerClient: 50,
     ...options,
     allowRequest: (req, { query }) => (nickOf(query) ? true : { status: 403, reason: NICK_RULE }),
   }, (session) => {
