@@ -75,6 +75,11 @@ class EventSlots {}
 Object.setPrototypeOf(EventSlots.prototype, null);
 Reflect.deleteProperty(EventSlots.prototype, 'constructor');
 
+// Listeners may be `async`: a Promise one of them rejects with is caught
+// and reported like a throw (`events.ts`), instead of being an unhandled
+// rejection, which ends a Node process.
+const CAPTURE_REJECTIONS = { captureRejections: true };
+
 /** Sessions due a flush at the end of this tick. */
 const PENDING: Downlink[] = [];
 
@@ -101,7 +106,7 @@ export abstract class Downlink extends EventEmitter {
   private flushScheduled = false;
 
   constructor() {
-    super();
+    super(CAPTURE_REJECTIONS);
     const emitter = this as unknown as { _events?: unknown };
     if (typeof emitter._events === 'object') emitter._events = new EventSlots();
   }

@@ -12,6 +12,7 @@
 // // → session.on('error') listeners, else channel.on('error'), else console.error
 // ```
 /** Typed session events and fenced calls into app code. @module */
+import { captureRejectionSymbol } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { Downlink } from './backchannel.ts';
 import type { ClientMap } from './maps.ts';
@@ -85,6 +86,17 @@ export abstract class AppEvents<In> extends Downlink {
   // is caught; the error goes to the session's `error` listeners, or, if
   // there are none, to the server's (`middleware.on('error')`), which
   // prints it when nobody listens there either. It is never swallowed.
+  //
+  // An `async` listener or callback does not throw: it returns a Promise
+  // that rejects later, which Node would treat as unhandled and end the
+  // whole process for (every session with it). So those Promises are
+  // caught too, and their errors go the same way:
+  //
+  // ```ts
+  // session.on('message', async (message) => {
+  //   await db.save(message);   // rejects: session.on('error') hears it
+  // });
+  // ```
   /** @internal Emits an event to the app's listeners, fenced. */
   protected emitApp(event: string, ...args: unknown[]): void {
     try {
@@ -97,14 +109,36 @@ export abstract class AppEvents<In> extends Downlink {
   /** @internal Calls an app callback, fenced. */
   protected callApp(callback: SendCallback, error?: Error): void {
     try {
-      callback(error);
+      const result: unknown = callback(error);
+      if (isPromise(result)) result.then(undefined, (failed) => this.reportAppError(failed));
     } catch (thrown) {
       this.reportAppError(thrown);
     }
   }
 
-  private reportAppError(error: unknown): void {
-    if (this.listenerCount('error') > 0) this.emitApp('error', error);
-    else this.appError(error);
+  // A listener's Promise is caught by `EventEmitter` itself (the session
+  // is made with `captureRejections`), which hands the error here. One
+  // from an `error` listener skips the session's `error` listeners, which
+  // would only fail again.
+  /** @internal Where `EventEmitter` reports a listener's rejected Promise. */
+  override [captureRejectionSymbol](error: unknown, event: string | symbol): void {
+    if (event === 'error') this.appError(error);
+    else this.reportAppError(error);
   }
+
+  // An `error` listener that throws in turn goes to the server's
+  // listeners: given back to the session's, it would throw again, for ever.
+  private reportAppError(error: unknown): void {
+    if (this.listenerCount('error') === 0) return this.appError(error);
+    try {
+      this.emit('error', error);
+    } catch (thrown) {
+      this.appError(thrown);
+    }
+  }
+}
+
+/** @internal Whether `value` is a Promise (or any thenable) whose failure must be caught. */
+export function isPromise(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }

@@ -25,6 +25,7 @@
 /** Request routing for `/test` and `/bind`, and the HTTP error boundary. @module */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { checkAllowed } from './auth.ts';
+import { isPromise } from './events.ts';
 import { framingFor, lengthPrefixed } from './encoding.ts';
 import { ProtocolError, badQuery, unknownSession } from './errors.ts';
 import { serveClient } from './client-file.ts';
@@ -493,7 +494,11 @@ function openSession(
 ): AnySession {
   register(context, session, closings);
   try {
-    context.onConnect(session, req);
+    // An `async` onConnect that fails rejects later: reported, not fatal.
+    const connected: unknown = context.onConnect(session, req);
+    if (isPromise(connected)) {
+      connected.then(undefined, (error: unknown) => context.onAppError(error, session));
+    }
     session.emit('req', req);
   } catch (error) {
     context.onAppError(error, session);

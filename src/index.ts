@@ -30,7 +30,7 @@
  * The factory and the public types.
  * @module browserchannel-server
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, captureRejectionSymbol } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { type Next, createHandler } from './handler.ts';
@@ -70,7 +70,7 @@ export type {
 // does: `http.createServer(channel)`, `app.use(channel)` in express or
 // connect. `next` is optional; without it, requests that are not ours get
 // a `404`.
-/** Called once for every new session. */
+/** Called once for every new session. It may be `async`: a rejection is reported like a throw. */
 export type ConnectHandler<
   In = unknown,
   Out = unknown,
@@ -182,7 +182,7 @@ export function browserChannel(
   }
   const resolved = resolveOptions(rawOptions);
   const sessions = new Map<string, AnySession>();
-  const events = new EventEmitter();
+  const events = new EventEmitter({ captureRejections: true });
   const observer = new Observer();
   const adapter: Adapter = resolved.adapter ?? new MemoryAdapter();
   // The adapter always gets a name for this process. One that relays
@@ -211,7 +211,13 @@ export function browserChannel(
       );
   };
   // The app's own listeners on the middleware are fenced like the
-  // session's: a throwing `refused` listener must not break a response.
+  // session's: a throwing `refused` listener must not break a response,
+  // and an `async` one that rejects is reported, not fatal. A failing
+  // `error` listener has nowhere left to report to but the console.
+  events[captureRejectionSymbol] = (error: unknown, event: string | symbol): void => {
+    if (event === 'error') console.error('browserchannel: an error listener failed:', error);
+    else onAppError(error, null);
+  };
   const emit = (event: 'session' | 'refused', value: unknown): void => {
     try {
       events.emit(event, value);

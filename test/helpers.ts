@@ -21,12 +21,12 @@ export interface TestServer {
 // test's own onConnect.
 export async function startServer(
   options: BrowserChannelOptions = {},
-  onConnect: (session: Session, req: http.IncomingMessage) => void = () => {},
+  onConnect: (session: Session, req: http.IncomingMessage) => unknown = () => {},
 ): Promise<TestServer> {
   const sessions: Session[] = [];
   const middleware = browserChannel(options, (session, req) => {
     sessions.push(session);
-    onConnect(session, req);
+    return onConnect(session, req);
   });
   const server = http.createServer((req, res) =>
     middleware(req, res, () => {

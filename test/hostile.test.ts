@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Session } from '../src/index.ts';
-import { createSession, delay, openStream, parseChunks, request, startServer, type TestServer } from './helpers.ts';
+import { createSession, delay, openStream, parseChunks, request, startServer, until, type TestServer } from './helpers.ts';
 
 describe('the html transport is safe against injection', () => {
   let server: TestServer;
@@ -167,6 +167,84 @@ describe('exceptions in app code', () => {
     await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1003&AID=1`, 'count=1&ofs=2&req0__S=boom');
     assert.equal(sessionErrors.length, 1, 'a session error listener takes precedence');
     assert.equal(reported.length, 3);
+    await server.close();
+  });
+
+  test('an error listener that throws is reported to the server, once', async () => {
+    const reported: string[] = [];
+    const server = await startServer({}, (session) => {
+      session.on('error', () => {
+        throw new Error('error listener boom');
+      });
+      session.on('message', () => {
+        throw new Error('listener boom');
+      });
+    });
+    server.middleware.on('error', (error) => reported.push((error as Error).message));
+    const { sid } = await createSession(server.port);
+    const posted = await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1001`,
+      'count=2&ofs=0&req0__S=a&req1__S=b');
+    assert.equal(posted.status, 200);
+    assert.deepEqual(reported, ['error listener boom', 'error listener boom']);
+    await server.close();
+  });
+
+  // Each of these would be an unhandled rejection, which ends a Node
+  // process (and this test file with it), if it were not caught.
+  test('async ones that reject are reported the same way, and the server runs on', async () => {
+    const reported: string[] = [];
+    const tick = () => new Promise((resolve) => setImmediate(resolve));
+    const server = await startServer({}, async (session) => {
+      session.on('message', async (m) => {
+        await tick();
+        if (m === 'boom') throw new Error('async listener boom');
+        session.send(m, async () => {
+          await tick();
+          throw new Error('async callback boom');
+        });
+      });
+      session.on('close', async () => {
+        throw new Error('async close listener boom');
+      });
+      await tick();
+      if (session.query.explode) throw new Error('async onConnect boom');
+    });
+    server.middleware.on('error', (error) => reported.push((error as Error).message));
+    server.middleware.on('session', async () => {
+      throw new Error('async session listener boom');
+    });
+    await createSession(server.port, '/channel', '&explode=1');
+    const { sid } = await createSession(server.port);
+    await until(() => reported.length === 3, 2000, 'three reports');
+    assert.deepEqual(reported.sort(), ['async onConnect boom', 'async session listener boom',
+      'async session listener boom']);
+    reported.length = 0;
+    const posted = await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1001`,
+      'count=2&ofs=0&req0__S=boom&req1__S=fine');
+    assert.equal(posted.status, 200);
+    const poll = await openStream(server.port,
+      `/channel/bind?VER=8&SID=${sid}&RID=rpc&AID=0&CI=1&TYPE=xmlhttp`).ended;
+    assert.deepEqual(parseChunks(poll), [[[1, 'fine']]]);
+    await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1002&AID=1`, 'count=0');
+    await until(() => reported.length === 2, 2000, 'two more reports');
+    assert.deepEqual(reported, ['async listener boom', 'async callback boom']);
+    // A session's own error listener hears its listeners' rejections; one
+    // that rejects itself goes to the server's, not round again.
+    const session = server.sessions.at(-1)!;
+    const heard: string[] = [];
+    session.on('error', async (error) => {
+      heard.push((error as Error).message);
+      throw new Error('async error listener boom');
+    });
+    await request(server.port, 'POST', `/channel/bind?VER=8&SID=${sid}&RID=1003&AID=1`,
+      'count=1&ofs=2&req0__S=boom');
+    await until(() => reported.length === 3, 2000, 'the error listener\'s own failure');
+    assert.deepEqual(heard, ['async listener boom']);
+    assert.equal(reported[2], 'async error listener boom');
+    session.close();
+    await until(() => reported.length === 4, 2000, 'the close listener\'s failure');
+    assert.deepEqual(heard, ['async listener boom', 'async close listener boom']);
+    assert.equal(reported[3], 'async error listener boom');
     await server.close();
   });
 });
