@@ -272,6 +272,13 @@ export abstract class Downlink extends EventEmitter {
     if (this.backChannel) this.detach(this.backChannel.res, true);
   }
 
+  // A response whose headers could not be written (the app's `cors`
+  // failed) is let go without a byte, so the error answer can use it.
+  /** @internal Stops using `res` as the back channel, writing nothing to it. */
+  dropBackChannel(res: ServerResponse): void {
+    this.detach(res, false);
+  }
+
   private answerAtOnce(res: ServerResponse, framing: Framing): void {
     const sent: SendCallback[] = [];
     const json = this.outbox.takeUnsent(sent, MAX_CHUNK_CHARS, this.writableUpTo())!;

@@ -353,10 +353,14 @@ async function create(
   if (admitted !== undefined) await admitted;
   const started = startSession(context, req, query, headers, requestId, batch, bytes);
   const session = started instanceof Promise ? await started : started;
-  res.writeHead(
-    200,
-    responseHeaders(context.options, req, res, CONTENT_TYPE.text, handshakeHeaders(req, session)),
-  );
+  try {
+    res.writeHead(
+      200,
+      responseHeaders(context.options, req, res, CONTENT_TYPE.text, handshakeHeaders(req, session)),
+    );
+  } catch (error) {
+    throw unsent(session, res, error);
+  }
   session.attachBackChannel(res, framingFor('xmlhttp'), false);
 }
 
@@ -381,15 +385,30 @@ async function fastHandshake(
   const session = await startSession(context, req, query, headers, requestId, batch, 0);
   session.attachBackChannel(res, framingFor('xmlhttp'), true);
   const initial = { 'X-HTTP-Initial-Response': headerJson(session.takeInitialResponse()) };
-  res.writeHead(
-    200,
-    responseHeaders(context.options, req, res, CONTENT_TYPE.text, {
-      ...handshakeHeaders(req, session),
-      ...initial,
-      ...UNBUFFERED,
-    }),
-  );
+  try {
+    res.writeHead(
+      200,
+      responseHeaders(context.options, req, res, CONTENT_TYPE.text, {
+        ...handshakeHeaders(req, session),
+        ...initial,
+        ...UNBUFFERED,
+      }),
+    );
+  } catch (error) {
+    throw unsent(session, res, error);
+  }
   res.flushHeaders?.();
+}
+
+// The handshake's headers are the app's too (`cors`, `headers`), and an
+// app `cors` function may throw or give what is no header value. Then no
+// handshake reaches the client, and the session it was made for ends at
+// once, rather than waiting for a client that will never come; the error
+// answer (`fail`) gets the response.
+function unsent(session: AnySession, res: ServerResponse, error: unknown): unknown {
+  session.dropBackChannel(res);
+  session.close('Handshake not sent');
+  return error;
 }
 
 // `maxSessions` and `maxSessionsPerClient` are checked before the body is
@@ -789,9 +808,17 @@ function fail(
   const extra = error instanceof ProtocolError ? { ...error.headers } : {};
   // HTTP/2 has neither a reason phrase (Node warns if given one) nor `Connection`.
   if (req.httpVersionMajor === 2) delete extra.Connection;
-  const headers = responseHeaders(context.options, req, res, CONTENT_TYPE.html, extra);
-  if (req.httpVersionMajor === 2) res.writeHead(status, headers);
-  else res.writeHead(status, printable(reason), headers);
+  try {
+    const headers = responseHeaders(context.options, req, res, CONTENT_TYPE.html, extra);
+    if (req.httpVersionMajor === 2) res.writeHead(status, headers);
+    else res.writeHead(status, printable(reason), headers);
+  } catch (thrown) {
+    // The app's `cors` function threw, or gave what is no header value,
+    // most likely for the request that failed: the answer goes without
+    // the headers it would have set, rather than nowhere.
+    if (error instanceof ProtocolError) context.onAppError(thrown, null);
+    res.writeHead(status, { 'Content-Type': CONTENT_TYPE.html });
+  }
   res.end(`<html><body><h1>${escapeHtml(reason)}</h1></body></html>`);
 }
 

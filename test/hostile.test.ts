@@ -170,6 +170,42 @@ describe('exceptions in app code', () => {
     await server.close();
   });
 
+  // The error answer sets the same CORS headers as any answer, so it asks
+  // the same `cors` function; once that had thrown, the error page threw
+  // too, out of the request handler, and Node ended the process.
+  test('a cors function that throws or gives no header value gets a 500, reported', async () => {
+    const reported: string[] = [];
+    const closed: string[] = [];
+    const server = await startServer({
+      cors: (req) => {
+        if (req.url!.includes('throw')) throw new Error('cors boom');
+        if (req.url!.includes('bad')) return 'https://a.example\r\nX-Injected: 1';
+        return 'https://app.example';
+      },
+    }, (session) => session.on('close', (reason) => closed.push(reason)));
+    server.middleware.on('error', (error) => reported.push((error as Error).message));
+    const fastHandshake = '/channel/bind?VER=8&RID=1&CVER=22&SID=null&$req=count%3D0';
+    for (const how of ['throw', 'bad']) {
+      const create = await request(server.port, 'POST', `/channel/bind?VER=8&RID=1&${how}=1`,
+        'count=0');
+      assert.equal(create.status, 500, how);
+      assert.equal(create.headers['x-injected'], undefined);
+      assert.equal((await request(server.port, 'GET', `${fastHandshake}&${how}=1`)).status, 500);
+      assert.equal((await request(server.port, 'GET', `/channel/test?VER=8&MODE=init&${how}=1`))
+        .status, 500);
+      assert.equal((await request(server.port, 'GET', `/channel/nope?${how}=1`)).status, 404);
+    }
+    assert.equal(reported.filter((message) => message === 'cors boom').length, 4);
+    assert.equal(reported.length, 8);
+    // The sessions those handshakes were for ended at once.
+    assert.deepEqual(closed, Array(4).fill('Handshake not sent'));
+    assert.equal(server.middleware.sessionCount, 0);
+    const fine = await createSession(server.port);
+    assert.equal(fine.response.headers['access-control-allow-origin'], 'https://app.example');
+    assert.equal(server.middleware.sessionCount, 1);
+    await server.close();
+  });
+
   test('an error listener that throws is reported to the server, once', async () => {
     const reported: string[] = [];
     const server = await startServer({}, (session) => {
