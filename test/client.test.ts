@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BCSocket, type BCSocketOptions } from '../src/client/index.ts';
 import type { Session } from '../src/index.ts';
-import { request, startServer, until, type TestServer } from './helpers.ts';
+import { delay, request, startServer, until, type TestServer } from './helpers.ts';
 
 function connect(url: string, options: BCSocketOptions = {}) {
   const socket = new BCSocket(url, { streaming: true, ...options });
@@ -56,6 +56,33 @@ describe('our BCSocket client', { concurrency: true }, () => {
     assert.deepEqual(client.received.slice(1000), Array.from({ length: 1000 }, (_, n) => ({ n })));
     client.socket.close();
     assert.equal(connects.get('echo'), 1);
+  });
+
+  // As with a WebSocket, an exception in the app's handler is reported
+  // (reportError, where there is one) and the socket goes on: it is not a
+  // failure of the connection, and the arrays after it still arrive.
+  test('a message handler that throws is reported; the rest arrive, on the same session', async () => {
+    const reported: unknown[] = [];
+    const original = (globalThis as { reportError?: unknown }).reportError;
+    (globalThis as { reportError?: unknown }).reportError = (error: unknown) => reported.push(error);
+    try {
+      const client = connect(url(), { extraParams: { tag: 'throwing' } });
+      client.socket.onmessage = (event) => {
+        client.received.push(event.data);
+        if ((event.data as { n?: number }).n === 1) throw new Error('handler boom');
+      };
+      await client.opened;
+      client.socket.send({ burst: 3 });
+      await until(() => client.received.length === 3, 5000, 'three messages');
+      await delay(200);
+      assert.deepEqual(client.received, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+      assert.deepEqual(reported.map((error) => (error as Error).message), ['handler boom']);
+      assert.equal(client.socket.readyState, BCSocket.OPEN);
+      assert.equal(connects.get('throwing'), 1);
+      client.socket.close();
+    } finally {
+      (globalThis as { reportError?: unknown }).reportError = original;
+    }
   });
 
   test('long polling (streaming: false) delivers the same, over CI=1 back channels', async () => {

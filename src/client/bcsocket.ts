@@ -82,6 +82,21 @@ const CLOSED = 3;
 const FINAL: ReadonlySet<EndKind> = new Set(['local', 'stop', 'closed', 'refused']);
 const NOTHING_CARRIED: CarriedMaps = { firstId: null, maps: [] };
 
+// Where there is no `reportError` (Node 20 has none), the exception is
+// thrown again from a timer of its own: uncaught, as in any other event
+// handler there.
+function fenced(call: () => unknown): void {
+  try {
+    call();
+  } catch (error) {
+    const scope = globalThis as { reportError?: (error: unknown) => void };
+    if (typeof scope.reportError === 'function') scope.reportError(error);
+    else setTimeout(() => {
+      throw error;
+    });
+  }
+}
+
 // In a page, `window`; elsewhere (Node, workers without it) nothing.
 function pageScope(): {
   addEventListener(type: string, listener: () => void): void;
@@ -220,10 +235,19 @@ export class BCSocket {
     this.listeners.get(type)?.delete(listener);
   }
 
+  // The app's handlers are fenced as a WebSocket's are: one that throws
+  // is reported (`reportError`, which a page shows on the console and
+  // `window.onerror`) and the socket carries on, since it is no fault of
+  // the connection. Unfenced, the exception was taken for a network
+  // failure: nobody saw it, the back channel was dropped and opened again
+  // for the rest of its chunk, and a handler that kept throwing used up
+  // the retries and ended the session.
   private fire(type: string, ...args: unknown[]): void {
     const handler = (this as unknown as Record<string, unknown>)[`on${type}`];
-    if (typeof handler === 'function') handler.apply(this, args);
-    for (const listener of this.listeners.get(type) ?? []) listener.apply(this, args);
+    if (typeof handler === 'function') fenced(() => handler.apply(this, args));
+    for (const listener of this.listeners.get(type) ?? []) {
+      fenced(() => listener.apply(this, args));
+    }
   }
 
   // ## One session after another
