@@ -19,7 +19,7 @@ const skip = missingBinaries().includes('nginx') ? 'needs nginx (apt-get install
 
 // The guide's clientKey, as it is written there.
 const guide = readFileSync(fileURLToPath(new URL('../../docs/deploying.md', import.meta.url)), 'utf8');
-const source = /clientKey: (\(req\) =>[\s\S]*?\)\)),\n/.exec(guide)?.[1];
+const source = /clientKey: (\(req\) => \{[\s\S]*?\n {2}\}),\n/.exec(guide)?.[1];
 
 function create(port: number, from: string, forwardedFor?: string): Promise<number> {
   return new Promise((resolve, reject) => {
