@@ -23,7 +23,9 @@
 // with the status the Closure client expects, and the process and every
 // other session carry on.
 /** Request routing for `/test` and `/bind`, and the HTTP error boundary. @module */
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type {
+  IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse,
+} from 'node:http';
 import { checkAllowed } from './auth.ts';
 import { isPromise } from './events.ts';
 import { framingFor, lengthPrefixed } from './encoding.ts';
@@ -353,14 +355,7 @@ async function create(
   if (admitted !== undefined) await admitted;
   const started = startSession(context, req, query, headers, requestId, batch, bytes);
   const session = started instanceof Promise ? await started : started;
-  try {
-    res.writeHead(
-      200,
-      responseHeaders(context.options, req, res, CONTENT_TYPE.text, handshakeHeaders(req, session)),
-    );
-  } catch (error) {
-    throw unsent(session, res, error);
-  }
+  writeHandshakeHead(context, req, res, session, handshakeHeaders(req, session));
   session.attachBackChannel(res, framingFor('xmlhttp'), false);
 }
 
@@ -385,18 +380,11 @@ async function fastHandshake(
   const session = await startSession(context, req, query, headers, requestId, batch, 0);
   session.attachBackChannel(res, framingFor('xmlhttp'), true);
   const initial = { 'X-HTTP-Initial-Response': headerJson(session.takeInitialResponse()) };
-  try {
-    res.writeHead(
-      200,
-      responseHeaders(context.options, req, res, CONTENT_TYPE.text, {
-        ...handshakeHeaders(req, session),
-        ...initial,
-        ...UNBUFFERED,
-      }),
-    );
-  } catch (error) {
-    throw unsent(session, res, error);
-  }
+  writeHandshakeHead(context, req, res, session, {
+    ...handshakeHeaders(req, session),
+    ...initial,
+    ...UNBUFFERED,
+  });
   res.flushHeaders?.();
 }
 
@@ -405,10 +393,20 @@ async function fastHandshake(
 // handshake reaches the client, and the session it was made for ends at
 // once, rather than waiting for a client that will never come; the error
 // answer (`fail`) gets the response.
-function unsent(session: AnySession, res: ServerResponse, error: unknown): unknown {
-  session.dropBackChannel(res);
-  session.close('Handshake not sent');
-  return error;
+function writeHandshakeHead(
+  context: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  session: AnySession,
+  extra: OutgoingHttpHeaders,
+): void {
+  try {
+    res.writeHead(200, responseHeaders(context.options, req, res, CONTENT_TYPE.text, extra));
+  } catch (error) {
+    session.dropBackChannel(res);
+    session.close('Handshake not sent');
+    throw error;
+  }
 }
 
 // `maxSessions` and `maxSessionsPerClient` are checked before the body is

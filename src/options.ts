@@ -209,10 +209,8 @@ const CHECKERS: Record<keyof BrowserChannelOptions, Checker> = {
   maxHeldBytes: (name, value) => count(name, value ?? DEFAULTS.maxHeldBytes),
   maxBufferedBytes: (name, value) => count(name, value ?? DEFAULTS.maxBufferedBytes),
   maxBufferedArrays: (name, value) => count(name, value ?? DEFAULTS.maxBufferedArrays),
-  maxSessions: (name, value) =>
-    value === undefined || value === Infinity ? Infinity : count(name, value),
-  maxSessionsPerClient: (name, value) =>
-    value === undefined || value === Infinity ? Infinity : count(name, value),
+  maxSessions: (name, value) => countOrUnlimited(name, value),
+  maxSessionsPerClient: (name, value) => countOrUnlimited(name, value),
   clientKey: (name, value) =>
     oneOf(name, value ?? null, ['function'], 'a function (req) => string'),
   bodyTimeout: (name, value) => timer(name, value ?? DEFAULTS.bodyTimeout),
@@ -292,6 +290,11 @@ function timer(name: string, value: unknown): number {
 function count(name: string, value: unknown): number {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1) return value;
   return fail(name, 'a whole number of at least 1', value);
+}
+
+// A limit that is off unless given: unset and `Infinity` both mean none.
+function countOrUnlimited(name: string, value: unknown): number {
+  return value === undefined || value === Infinity ? Infinity : count(name, value);
 }
 
 function oneOf(name: string, value: unknown, types: string[], must: string): unknown {

@@ -86,11 +86,12 @@ export function clientAddress(req: IncomingMessage): string {
 // set, and none otherwise, so a server without the option pays one
 // `null` check per create and per close.
 //
-// The check runs twice per create. First before the body is read, so a
-// client over its limit costs a refusal and nothing more. Then again
-// just before the session is made, in the same turn as `add`, because
-// one client can have many creates in flight at once: they would all
-// pass the first check together.
+// The check runs with the server's other limits, before the body is
+// read (and again after `allowRequest`), so a client over its limit
+// costs a refusal and nothing more. It runs once more just before the
+// session is made, in the same turn as `add`, because one client can
+// have many creates in flight at once: they would all pass the first
+// check together.
 //
 // A client reconnecting names the session it replaces (`OSID`), which
 // closes as the new one starts. That one does not count against the new

@@ -60,16 +60,18 @@ export interface RawResponse {
   readonly body: string;
 }
 
-// One request, the whole body read as text.
+// One request, the whole body read as text. `from` is the loopback
+// address to send from (127.0.0.2, …), for tests that need several clients.
 export function request(
   port: number,
   method: string,
   path: string,
   body?: string,
   headers: Record<string, string> = {},
+  from?: string,
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false, localAddress: from }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () =>

@@ -12,21 +12,7 @@ import { type RawResponse, delay, parseChunks, request, startServer, until } fro
 // A create from `from` (a loopback address), with optional headers.
 function createFrom(port: number, from: string, headers: Record<string, string> = {},
   path = '/channel/bind?VER=8&RID=1000&CVER=8'): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port, localAddress: from, method: 'POST', path, agent: false,
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (text: string) => (body += text));
-      res.on('end', () => resolve({
-        status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, body,
-      }));
-    });
-    req.on('error', reject);
-    req.end('count=0');
-  });
+  return request(port, 'POST', path, 'count=0', headers, from);
 }
 
 const sidOf = (response: RawResponse): string =>

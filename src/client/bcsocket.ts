@@ -85,9 +85,9 @@ const NOTHING_CARRIED: CarriedMaps = { firstId: null, maps: [] };
 // Where there is no `reportError` (Node 20 has none), the exception is
 // thrown again from a timer of its own: uncaught, as in any other event
 // handler there.
-function fenced(call: () => unknown): void {
+function fenced(handler: Listener, self: BCSocket, args: unknown[]): void {
   try {
-    call();
+    handler.apply(self, args);
   } catch (error) {
     const scope = globalThis as { reportError?: (error: unknown) => void };
     if (typeof scope.reportError === 'function') scope.reportError(error);
@@ -244,10 +244,8 @@ export class BCSocket {
   // the retries and ended the session.
   private fire(type: string, ...args: unknown[]): void {
     const handler = (this as unknown as Record<string, unknown>)[`on${type}`];
-    if (typeof handler === 'function') fenced(() => handler.apply(this, args));
-    for (const listener of this.listeners.get(type) ?? []) {
-      fenced(() => listener.apply(this, args));
-    }
+    if (typeof handler === 'function') fenced(handler as Listener, this, args);
+    for (const listener of this.listeners.get(type) ?? []) fenced(listener, this, args);
   }
 
   // ## One session after another

@@ -5,14 +5,13 @@
 // X-Forwarded-For of its own.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 // @ts-expect-error: a plain .mjs script without types
 import { nginxConfig } from '../../deploy/nginx-config.mjs';
 import { addressKey } from '../../src/index.ts';
-import { type TestServer, startServer } from '../helpers.ts';
+import { type TestServer, request, startServer } from '../helpers.ts';
 import { type TestNginx, freePort, missingBinaries, startNginx } from './harness.ts';
 
 const skip = missingBinaries().includes('nginx') ? 'needs nginx (apt-get install nginx)' : false;
@@ -21,22 +20,11 @@ const skip = missingBinaries().includes('nginx') ? 'needs nginx (apt-get install
 const guide = readFileSync(fileURLToPath(new URL('../../docs/deploying.md', import.meta.url)), 'utf8');
 const source = /clientKey: (\(req\) => \{[\s\S]*?\n {2}\}),\n/.exec(guide)?.[1];
 
-function create(port: number, from: string, forwardedFor?: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port, localAddress: from, method: 'POST', agent: false,
-      path: '/channel/bind?VER=8&RID=1000&CVER=8',
-      headers: {
-        'Content-Type': 'application/x-www-form-urlencoded',
-        ...(forwardedFor ? { 'X-Forwarded-For': forwardedFor } : {}),
-      },
-    }, (res) => {
-      resolve(res.statusCode ?? 0);
-      res.resume();
-    });
-    req.on('error', reject);
-    req.end('count=0');
-  });
+async function create(port: number, from: string, forwardedFor?: string): Promise<number> {
+  const headers: Record<string, string> = forwardedFor ? { 'X-Forwarded-For': forwardedFor } : {};
+  const answer = await request(port, 'POST', '/channel/bind?VER=8&RID=1000&CVER=8', 'count=0',
+    headers, from);
+  return answer.status;
 }
 
 describe('maxSessionsPerClient behind nginx', { skip }, () => {
